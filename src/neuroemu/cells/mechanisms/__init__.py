@@ -1,0 +1,344 @@
+"""NMODL mechanisms of the Hay "5b" L5PC model and its synapses, and their compile cache.
+
+The ``.mod`` files next to this module were written for neuroemu from the equations of
+reference-system.md sections 3-4 (no code copied from other projects):
+
+- channels (``SUFFIX``): NaTa_t, NaTs2_t, Nap_Et2, K_Tst, K_Pst, SKv3_1, SK_E2, Im, Ih, Ca_HVA,
+  Ca_LVAst, each with a conductance parameter ``g<Name>bar`` (S/cm2), gates starting at steady state;
+- CaDynamics_E2 (``decay``, ``gamma``, ``depth``, ``minCai``), which has no INITIAL block: cai starts
+  at NEURON's ``cai0_ca_ion`` (5e-5 mM), as in the published model, and eca follows cai (Nernst);
+- synapses (``POINT_PROCESS``): ``AmpaNmdaSyn`` (one event drives AMPA and NMDA together; ranges
+  ``gmax_AMPA``, ``gmax_NMDA``, ``mg``, ``gamma_NMDA``, ``mgblock``...) and ``DualExpSyn`` (``tau_r``,
+  ``tau_d``, ``gmax``, ``e``) used for AMPA-only excitation and GABA_A inhibition. Both are
+  deterministic and transmit every event; release randomness is applied in Python.
+
+All mechanisms are THREADSAFE and use no POINTER or VERBATIM, so they also build for CoreNEURON.
+
+Compile cache: :func:`build_mechanisms` runs the ``nrnivmodl`` of the running Python's NEURON in a
+temporary directory and atomically renames it to ``<root>/mechanisms/<key>``, where ``<root>`` is
+``$NEUROEMU_CACHE`` if set, else ``$XDG_CACHE_HOME/neuroemu`` or ``~/.cache/neuroemu``, and ``<key>``
+hashes the mod files' contents, the NEURON version and install location, the CPU architecture and
+the CoreNEURON flag. A file lock (``fcntl.flock``) makes concurrent worker processes compile once.
+Nothing is ever compiled into the user's working directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from neuroemu.errors import MechanismError
+
+MOD_DIR = Path(__file__).resolve().parent
+"""Directory holding the packaged ``.mod`` files."""
+
+CHANNEL_MECHANISMS = (
+    "NaTa_t", "NaTs2_t", "Nap_Et2", "K_Tst", "K_Pst", "SKv3_1", "SK_E2", "Im", "Ih",
+    "Ca_HVA", "Ca_LVAst",
+)
+"""The 11 Hay channels; each has a conductance parameter ``g<Name>bar``."""
+
+CALCIUM_DYNAMICS = "CaDynamics_E2"
+SYNAPSE_MECHANISMS = ("AmpaNmdaSyn", "DualExpSyn")
+
+_CACHE_FORMAT = "neuroemu-mechanisms-v1"
+_NAME_RE = re.compile(r"^\s*(?:SUFFIX|POINT_PROCESS)\s+(\w+)", re.MULTILINE)
+
+_lock = threading.Lock()
+_loaded_path: Path | None = None
+_loaded_coreneuron = False
+last_build_compiled = False
+"""True if the most recent :func:`build_mechanisms` call in this process ran nrnivmodl."""
+
+
+def mod_files() -> list[Path]:
+    """Return the packaged ``.mod`` files, sorted by name."""
+    files = sorted(MOD_DIR.glob("*.mod"))
+    if not files:
+        raise MechanismError(f"no .mod files found in {MOD_DIR} (broken installation?)")
+    return files
+
+
+def mechanism_names(paths: list[Path] | None = None) -> list[str]:
+    """Return the NEURON names (SUFFIX or POINT_PROCESS) defined by the mod files, in file order."""
+    names: list[str] = []
+    for path in paths if paths is not None else mod_files():
+        match = _NAME_RE.search(Path(path).read_text())
+        if match is None:
+            raise MechanismError(f"{path}: no SUFFIX or POINT_PROCESS statement found")
+        names.append(match.group(1))
+    return names
+
+
+def neuron_version() -> str:
+    """Version string of the importable NEURON package."""
+    import neuron
+
+    return str(neuron.__version__)
+
+
+def cache_root() -> Path:
+    """Root of neuroemu's caches: ``$NEUROEMU_CACHE``, else ``$XDG_CACHE_HOME/neuroemu`` or ``~/.cache/neuroemu``."""
+    env = os.environ.get("NEUROEMU_CACHE")
+    if env:
+        return Path(env).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "neuroemu").resolve()
+
+
+def cache_key(coreneuron: bool = False, paths: list[Path] | None = None) -> str:
+    """Key of a build: sha256 of the mod files' names and contents, NEURON version/location, arch, flag."""
+    import neuron
+
+    paths = sorted(paths if paths is not None else mod_files(), key=lambda p: Path(p).name)
+    digest = hashlib.sha256()
+    for part in (_CACHE_FORMAT, neuron_version(), str(Path(neuron.__file__).resolve().parent),
+                 platform.machine(), f"coreneuron={bool(coreneuron)}"):
+        digest.update(part.encode() + b"\0")
+    for path in paths:
+        digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    flavour = "core" if coreneuron else "nrn"
+    return f"nrn{neuron_version()}-{flavour}-{digest.hexdigest()[:20]}"
+
+
+def find_nrnivmodl() -> Path:
+    """Locate the ``nrnivmodl`` belonging to the running Python's NEURON.
+
+    Order: ``$NEUROEMU_NRNIVMODL``, next to ``sys.executable``, the interpreter's scripts
+    directory, then ``PATH``. Raises :class:`MechanismError` if none exists.
+    """
+    override = os.environ.get("NEUROEMU_NRNIVMODL")
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise MechanismError(f"NEUROEMU_NRNIVMODL={override!r}: no such file")
+        return path
+    candidates = [Path(sys.executable).parent / "nrnivmodl", Path(sysconfig.get_path("scripts")) / "nrnivmodl"]
+    found = shutil.which("nrnivmodl")
+    if found:
+        candidates.append(Path(found))
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise MechanismError(
+        "nrnivmodl not found next to the Python interpreter "
+        f"({Path(sys.executable).parent}) nor on PATH; install NEURON with `pip install neuron` "
+        "in this environment or set NEUROEMU_NRNIVMODL to its nrnivmodl"
+    )
+
+
+def _nrnivmodl_command(nrnivmodl: Path, coreneuron: bool) -> list[str]:
+    cmd = [str(nrnivmodl)]
+    try:
+        with open(nrnivmodl, "rb") as fh:
+            first = fh.readline(200)
+        if first.startswith(b"#!") and b"python" in first:
+            # The PyPI wrapper: run it with this interpreter so it finds this NEURON.
+            cmd = [sys.executable, str(nrnivmodl)]
+    except OSError:
+        pass
+    if coreneuron:
+        cmd.append("-coreneuron")
+    return cmd
+
+
+def _library(build_dir: Path, stem: str) -> Path | None:
+    for pattern in (f"*/{stem}.so", f"*/{stem}.dylib", f"*/.libs/{stem}.so", f"{stem}.dll"):
+        hits = sorted(build_dir.glob(pattern))
+        if hits:
+            return hits[0]
+    return None
+
+
+def _is_complete(build_dir: Path, coreneuron: bool) -> bool:
+    if not (build_dir / "build.json").is_file() or _library(build_dir, "libnrnmech") is None:
+        return False
+    return not coreneuron or _library(build_dir, "libcorenrnmech") is not None
+
+
+def _failure_message(cmd: list[str], rc: int | str, output: str, where: Path, log: Path | None = None) -> str:
+    # the PyPI wrapper ends with its own Python traceback, which says nothing about the cause
+    output = output.split("Traceback (most recent call last):")[0]
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)  # colour codes
+    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+    notable = [ln for ln in lines if re.search(r"error|not found|no such file", ln, re.IGNORECASE)]
+    tail = lines[-15:]
+    shown = notable[:10] + (["..."] if notable else []) + [ln for ln in tail if ln not in notable[:10]]
+    compilers = []
+    for var, default in (("CC", "gcc"), ("CXX", "g++")):
+        exe = (os.environ.get(var) or default).split()[0]
+        if shutil.which(exe) is None:
+            compilers.append(f"{var} compiler {exe!r} was not found")
+    if shutil.which("make") is None:
+        compilers.append("'make' was not found on PATH")
+    hint = ("; ".join(compilers) + ". ") if compilers else ""
+    saved = f" Full log: {log}." if log is not None else ""
+    return (
+        f"compiling neuroemu's NMODL mechanisms into {where} failed ({' '.join(cmd)} exited with {rc}). "
+        f"{hint}NEURON needs a C/C++ compiler (such as gcc/g++) and make to build mechanisms.{saved} "
+        "Last lines of the compiler output:\n" + "\n".join(shown)
+    )
+
+
+def _compile(dest: Path, key: str, coreneuron: bool, paths: list[Path]) -> None:
+    """Compile ``paths`` in a temp dir next to ``dest`` and rename it to ``dest`` (caller holds the lock)."""
+    nrnivmodl = find_nrnivmodl()
+    cmd = _nrnivmodl_command(nrnivmodl, coreneuron)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=dest.parent))
+    try:
+        for path in paths:
+            shutil.copy2(path, tmp / Path(path).name)
+        env = dict(os.environ)
+        env.pop("NRN_NMODL_PATH", None)
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace", timeout=3600)
+        except OSError as exc:
+            raise MechanismError(_failure_message(cmd, f"error {exc}", "", dest)) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise MechanismError(f"nrnivmodl took longer than 3600 s in {tmp}") from exc
+        (tmp / "nrnivmodl.log").write_text(proc.stdout)
+        if proc.returncode != 0 or not _library(tmp, "libnrnmech") or (
+                coreneuron and not _library(tmp, "libcorenrnmech")):
+            log = dest.parent / f"{key}.failed.log"
+            try:
+                log.write_text(proc.stdout)
+            except OSError:
+                log = None
+            raise MechanismError(_failure_message(cmd, proc.returncode, proc.stdout, dest, log))
+        info = {
+            "key": key, "neuron_version": neuron_version(), "coreneuron": bool(coreneuron),
+            "mechanisms": mechanism_names(paths), "nrnivmodl": " ".join(cmd),
+            "seconds": round(time.perf_counter() - start, 2), "built_by_pid": os.getpid(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / "build.json").write_text(json.dumps(info, indent=2))
+        if dest.exists():  # an incomplete leftover (e.g. files deleted by hand)
+            shutil.rmtree(dest)
+        os.rename(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_mechanisms(coreneuron: bool = False, *, paths: list[Path] | None = None,
+                     root: Path | None = None) -> Path:
+    """Compile the mechanisms into the cache if needed and return the build directory (no loading).
+
+    ``paths`` (default: the packaged mod files) and ``root`` (default: :func:`cache_root`) exist
+    for tests and tools. Concurrent callers (threads or processes) wait on a file lock, so one
+    compiles and the others reuse its result. Raises :class:`MechanismError` on failure.
+    """
+    global last_build_compiled
+    paths = [Path(p) for p in (paths if paths is not None else mod_files())]
+    key = cache_key(coreneuron, paths)
+    base = Path(root) if root is not None else cache_root()
+    base = base / "mechanisms"
+    dest = base / key
+    last_build_compiled = False
+    if _is_complete(dest, coreneuron):
+        return dest
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MechanismError(f"cannot create the mechanism cache directory {base}: {exc}") from exc
+    lock_path = base / f"{key}.lock"
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: no inter-process lock available
+            pass
+        if not _is_complete(dest, coreneuron):
+            _compile(dest, key, coreneuron, paths)
+            last_build_compiled = True
+    finally:
+        os.close(fd)  # closing releases the flock
+    return dest
+
+
+def loaded_mechanism_path() -> Path | None:
+    """The build directory loaded into this process by :func:`load_mechanisms`, or None."""
+    return _loaded_path
+
+
+def _set_coreneuron_library(build_dir: Path) -> None:
+    lib = _library(build_dir, "libcorenrnmech")
+    if lib is None:
+        raise MechanismError(f"{build_dir}: no libcorenrnmech library (not a CoreNEURON build)")
+    # NEURON looks for CoreNEURON's mechanism library in $CORENEURONLIB, else in ./<arch>/ of the
+    # working directory; we never build there, so point it at the cache.
+    os.environ["CORENEURONLIB"] = str(lib)
+
+
+def load_mechanisms(coreneuron: bool = False) -> Path:
+    """Compile (cached) and load neuroemu's mechanisms into this process's NEURON; return the build dir.
+
+    Idempotent: later calls return the same path at once. With ``coreneuron=True`` the build also
+    contains CoreNEURON's library and ``$CORENEURONLIB`` is pointed at it; NEURON can load one
+    mechanism library per process, so request ``coreneuron=True`` in the first call if needed.
+    If mechanisms with the same names were already loaded from elsewhere (for example an
+    ``x86_64/`` folder auto-loaded from the working directory), a warning is issued and those stay.
+    """
+    global _loaded_path, _loaded_coreneuron
+    with _lock:
+        if _loaded_path is not None:
+            if coreneuron and not _loaded_coreneuron:
+                raise MechanismError(
+                    f"mechanisms were already loaded without CoreNEURON support from {_loaded_path}; "
+                    "NEURON cannot load a second library in one process. Call "
+                    "load_mechanisms(coreneuron=True) first (in a fresh process)."
+                )
+            if coreneuron:
+                _set_coreneuron_library(_loaded_path)
+            return _loaded_path
+        path = build_mechanisms(coreneuron)
+        import neuron
+        from neuron import h
+
+        names = mechanism_names()
+        present = [n for n in names if hasattr(h, n)]
+        if present:
+            if len(present) != len(names):
+                missing = sorted(set(names) - set(present))
+                raise MechanismError(
+                    f"NEURON already has mechanisms {present} loaded from another library but lacks "
+                    f"{missing}; remove the other library (e.g. an x86_64/ folder in the working "
+                    f"directory {os.getcwd()}) so neuroemu's can be loaded from {path}"
+                )
+            warnings.warn(
+                f"NEURON mechanisms {names} were already loaded from another library (e.g. an "
+                f"x86_64/ folder in {os.getcwd()}); neuroemu uses those instead of {path}",
+                RuntimeWarning, stacklevel=2,
+            )
+        else:
+            ok = neuron.load_mechanisms(str(path), warn_if_already_loaded=False)
+            if not ok or not all(hasattr(h, n) for n in names):
+                raise MechanismError(f"loading the compiled mechanisms from {path} failed")
+        if coreneuron:
+            _set_coreneuron_library(path)
+        _loaded_path = path
+        _loaded_coreneuron = bool(coreneuron)
+        return path
+
+
+__all__ = [
+    "CALCIUM_DYNAMICS", "CHANNEL_MECHANISMS", "MOD_DIR", "SYNAPSE_MECHANISMS", "build_mechanisms",
+    "cache_key", "cache_root", "find_nrnivmodl", "load_mechanisms", "loaded_mechanism_path",
+    "mechanism_names", "mod_files", "neuron_version",
+]

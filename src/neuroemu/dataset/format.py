@@ -1,0 +1,198 @@
+"""On-disk layout of a neuroemu dataset, its configuration and shared helpers.
+
+A dataset is a directory::
+
+    DIR/dataset.json            manifest: format, format_version, config (DatasetConfig), n_exc, n_inh,
+                                duration_ms, segments (segment table or null), software versions,
+                                shards (one entry per finished trial: file, sha256, bytes, counts, wall time)
+    DIR/shards/trial_XXXXXX.h5  one HDF5 file per trial (schema below), written as ``.h5.tmp`` then renamed
+
+Shard schema (FORMAT_VERSION 1); every dataset carries a ``sha256`` attribute of its raw array bytes::
+
+    /                       attrs: config_json, dataset_seed, duration_ms, format ("neuroemu-trial"),
+                                   format_version, n_exc, n_inh, seed, trial_index (+ import provenance)
+    /inputs/exc_spikes      int32 (n, 2) (channel, time_ms), sorted by (time, channel)
+    /inputs/inh_spikes      int32 (m, 2)
+    /inputs/exc_transmitted bool (n,)  only when release failures were simulated
+    /inputs/inh_transmitted bool (m,)
+    /soma_v_1ms             float32 (T,)  mV at t = 0, 1, ..., T-1 ms
+    /nexus_v_1ms            float32 (T,)
+    /spike_times_ms         float64 (k,)
+    /dend_v_1ms             float16 (n_segments, T)  only with ``record_dendrites``
+    /generator              attrs: params_json (scalars); datasets: array parameters (e.g. exc_per_100ms)
+
+Shards hold nothing that depends on the wall clock, the worker or the host: the same config and seed give the
+same bytes (``track_times=False``, attributes written in sorted order, fixed chunking and gzip level).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuroemu.config import Config
+from neuroemu.errors import ConfigError
+from neuroemu.inputs.generator import InputGeneratorConfig, default_preset_name, preset
+
+FORMAT_NAME = "neuroemu-dataset"
+SHARD_FORMAT_NAME = "neuroemu-trial"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "dataset.json"
+SHARDS_DIR = "shards"
+SHARD_RE = re.compile(r"^trial_(\d{6,})\.h5$")
+TMP_SUFFIX = ".tmp"
+
+REQUIRED_DATASETS = ("inputs/exc_spikes", "inputs/inh_spikes", "soma_v_1ms", "nexus_v_1ms", "spike_times_ms")
+OPTIONAL_DATASETS = ("inputs/exc_transmitted", "inputs/inh_transmitted", "dend_v_1ms")
+
+
+def shard_name(index: int) -> str:
+    """File name of trial ``index``'s shard: ``trial_000042.h5``."""
+    return f"trial_{int(index):06d}.h5"
+
+
+def shard_relpath(index: int) -> str:
+    """Path of a shard relative to the dataset directory."""
+    return f"{SHARDS_DIR}/{shard_name(index)}"
+
+
+def shard_index(name: str) -> int | None:
+    """Trial index encoded in a shard file name, or ``None`` if the name is not a shard's."""
+    m = SHARD_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def _default_cell() -> dict[str, Any]:
+    return {"kind": "l5pc", "variant": "nmda", "morphology": None}
+
+
+def canonical_cell(cell: dict[str, Any]) -> dict[str, Any]:
+    """Fill a cell dict's defaults through :class:`neuroemu.cells.config.CellConfig` (validates it)."""
+    try:
+        from neuroemu.cells.config import CellConfig
+    except ImportError:  # pragma: no cover - the cell package is part of neuroemu
+        return dict(cell)
+    try:
+        return CellConfig.from_dict(dict(cell)).to_dict()
+    except ValueError as e:
+        raise ConfigError(f"DatasetConfig.cell: {e}") from None
+
+
+@dataclass
+class DatasetConfig(Config):
+    """Everything that determines a dataset's content.
+
+    cell: cell config dict (``{"kind": "iaf"}`` or ``{"kind": "l5pc", "variant": "nmda", "morphology": None}``).
+    generator: input generator settings; ``None`` picks the cell's default preset (imported datasets keep None).
+    n_trials, duration_ms: number and length of trials. seed: dataset seed; trial i uses
+    ``SeedSequence([seed, i])``. release_probability: ``None`` = every event transmitted (the published
+    model as built, spec 4.1), else a Bernoulli transmission probability. record_dendrites: store all
+    segment voltages (float16). source: provenance of imported datasets (``None`` for simulated ones).
+    """
+
+    cell: dict[str, Any] = field(default_factory=_default_cell)
+    generator: InputGeneratorConfig | None = None
+    n_trials: int = 1
+    duration_ms: int = 6000
+    seed: int = 0
+    release_probability: float | None = None
+    record_dendrites: bool = False
+    source: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.generator, dict):  # Config's Union handling would keep an invalid dict silently
+            try:
+                self.generator = InputGeneratorConfig.from_dict(self.generator)
+            except ValueError as e:
+                raise ConfigError(f"DatasetConfig.generator: {e}") from None
+        self.cell = canonical_cell(self.cell)
+        if self.generator is None and self.source is None:
+            self.generator = preset(default_preset_name(self.cell.get("kind", "l5pc"), self.cell.get("variant")))
+        self.validate()
+
+    def validate(self) -> "DatasetConfig":
+        """Check the values; raise :class:`ConfigError` naming the field at fault."""
+        if not isinstance(self.n_trials, int) or self.n_trials < 0:
+            raise ConfigError(f"DatasetConfig.n_trials must be an integer >= 0, got {self.n_trials!r}")
+        if not isinstance(self.duration_ms, int) or self.duration_ms <= 0:
+            raise ConfigError(f"DatasetConfig.duration_ms must be an integer > 0, got {self.duration_ms!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"DatasetConfig.seed must be an integer >= 0, got {self.seed!r}")
+        p = self.release_probability
+        if p is not None and not (0.0 <= float(p) <= 1.0):
+            raise ConfigError(f"DatasetConfig.release_probability must be in [0, 1] or null, got {p!r}")
+        if self.generator is not None:
+            self.generator.validate()
+        return self
+
+    def trial_invariant_dict(self) -> dict[str, Any]:
+        """The config without ``n_trials`` (stored in every shard; a dataset may be extended later)."""
+        d = self.to_dict()
+        d.pop("n_trials", None)
+        return d
+
+    def trial_config_json(self) -> str:
+        """Canonical JSON of :meth:`trial_invariant_dict` (sorted keys, no whitespace variation)."""
+        return json.dumps(self.trial_invariant_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def trial_seeds(dataset_seed: int, index: int) -> tuple[np.random.Generator, int]:
+    """Random streams of trial ``index``: (input generator RNG, simulator seed).
+
+    Both derive from ``SeedSequence([dataset_seed, index])``: its first spawned child seeds the inputs, the
+    second gives the simulator's 32-bit seed (used for release draws). Independent of workers and order.
+    """
+    ss = np.random.SeedSequence([int(dataset_seed), int(index)])
+    child_inputs, child_sim = ss.spawn(2)
+    return np.random.default_rng(child_inputs), int(child_sim.generate_state(1, np.uint32)[0])
+
+
+def array_sha256(arr: np.ndarray) -> str:
+    """sha256 of an array's raw C-order bytes."""
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python, neuroemu and the packages that shape a dataset's bytes and content."""
+    from importlib import metadata
+
+    import h5py
+
+    out = {"python": platform.python_version(), "platform": platform.platform(),
+           "hdf5": h5py.version.hdf5_version}
+    for pkg in ("neuroemu", "numpy", "scipy", "h5py", "neuron"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (``path.tmp``, fsync, ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,333 @@
+"""Building a dataset: run N trials locally (K processes) or on a Dask cluster, resumably.
+
+Every trial is a pure function of (dataset config, trial index): its inputs come from
+``SeedSequence([seed, index])`` (see :func:`neuroemu.dataset.format.trial_seeds`), so the shards are
+byte-identical whatever the number or kind of workers and whatever order trials finish in.
+
+Each worker builds its simulator once (``simulator_factory(cell_dict)``, cached per process) and runs many
+trials. Local workers write their shards themselves (atomically) and send back a small manifest entry; Dask
+workers send the trial back and the client writes it, so no shared file system is needed. Only this process
+writes ``dataset.json``. Memory stays bounded: a few trials are in flight at a time, never the dataset.
+
+Dask on a SLURM cluster (dask-jobqueue)::
+
+    from dask_jobqueue import SLURMCluster
+    from distributed import Client
+    cluster = SLURMCluster(cores=1, processes=1, memory="4GB", walltime="04:00:00")
+    cluster.scale(jobs=64)
+    build_dataset(config, "data/nmda", client=Client(cluster))
+
+or start the cluster separately and pass ``--scheduler tcp://host:8786`` to ``neuroemu simulate``.
+NEURON is not thread-safe: give Dask workers one thread each (``--nthreads 1``); this module also
+serialises the runs of one simulator within a process.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from neuroemu.dataset.format import DatasetConfig, trial_seeds
+from neuroemu.dataset.trial import Trial
+from neuroemu.dataset.writer import DatasetWriter, write_shard
+from neuroemu.errors import ConfigError, DatasetError, NeuroemuError
+from neuroemu.inputs.generator import generate_channels, generate_inputs
+
+SimulatorFactory = Callable[[dict], Any]
+
+
+def default_simulator_factory(cell: dict) -> Any:
+    """Build the simulator of a cell dict via :func:`neuroemu.simulation.make_simulator` (imported lazily)."""
+    from neuroemu.simulation import make_simulator
+
+    return make_simulator(dict(cell))
+
+
+# ---- describing a simulator's inputs ---------------------------------------------------------------------
+
+def segment_columns(table: Any) -> tuple[dict[str, Any] | None, np.ndarray | None, np.ndarray | None]:
+    """(JSON-able table, segment lengths um, segment types) of a segment table, or (None, None, None).
+
+    Accepts a :class:`neuroemu.cells.segments.SegmentTable` or its ``to_dict()`` form.
+    """
+    if table is None:
+        return None, None, None
+    if hasattr(table, "to_dict") and hasattr(table, "column"):
+        return table.to_dict(), table.column("seg_length_um").astype(np.float64), table.column("type").astype(str)
+    if isinstance(table, dict) and "columns" in table and "data" in table:
+        cols = list(table["columns"])
+        try:
+            li, ti = cols.index("seg_length_um"), cols.index("type")
+        except ValueError:
+            raise ConfigError(f"segment table lacks 'seg_length_um' or 'type' (columns: {cols})") from None
+        rows = table["data"]
+        return table, np.array([r[li] for r in rows], np.float64), np.array([r[ti] for r in rows]).astype(str)
+    raise ConfigError(f"unsupported segment table of type {type(table).__name__}")
+
+
+@dataclass
+class _SimEntry:
+    sim: Any
+    lock: threading.Lock
+    n_exc: int
+    n_inh: int
+    segments: dict[str, Any] | None
+    lengths: np.ndarray | None
+    tree: np.ndarray | None
+
+    def describe(self) -> dict[str, Any]:
+        return {"n_exc": self.n_exc, "n_inh": self.n_inh, "segments": self.segments}
+
+
+_SIMS: dict[tuple[str, str], _SimEntry] = {}
+_SIMS_LOCK = threading.Lock()
+_CONFIGS: dict[str, DatasetConfig] = {}
+
+
+def _factory_key(factory: SimulatorFactory) -> str:
+    return f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def _simulator(factory: SimulatorFactory, cell: dict) -> _SimEntry:
+    """This process's simulator for ``cell`` (built on first use, then reused)."""
+    key = (_factory_key(factory), json.dumps(cell, sort_keys=True))
+    with _SIMS_LOCK:
+        entry = _SIMS.get(key)
+        if entry is None:
+            sim = factory(dict(cell))
+            segs, lengths, tree = segment_columns(sim.segment_table())
+            entry = _SimEntry(sim, threading.Lock(), int(sim.n_exc), int(sim.n_inh), segs, lengths, tree)
+            _SIMS[key] = entry
+    return entry
+
+
+def _config(config_dict: dict) -> DatasetConfig:
+    key = json.dumps(config_dict, sort_keys=True)
+    cfg = _CONFIGS.get(key)
+    if cfg is None:
+        cfg = _CONFIGS[key] = DatasetConfig.from_dict(config_dict)
+    return cfg
+
+
+def _describe_task(factory: SimulatorFactory, cell: dict) -> dict[str, Any]:
+    return _simulator(factory, cell).describe()
+
+
+# ---- one trial ---------------------------------------------------------------------------------------------
+
+def make_trial_inputs(config: DatasetConfig, index: int, n_exc: int, n_inh: int,
+                      lengths: np.ndarray | None = None, tree: np.ndarray | None = None):
+    """Inputs, generator parameters and simulator seed of trial ``index`` (deterministic).
+
+    With a segment table (``lengths`` and ``tree`` per segment) the L5PC generator is used (one exc and one inh
+    channel per segment); without one, every channel belongs to the single tree ``"all"`` with weight 1 (IAF).
+    """
+    gen = config.generator
+    if gen is None:
+        raise ConfigError("DatasetConfig.generator is None: this dataset was imported and cannot be simulated")
+    rng, sim_seed = trial_seeds(config.seed, index)
+    if lengths is None:
+        if gen.weighting != "count":
+            raise ConfigError("the cell has no segment table, so inputs need weighting='count' "
+                              "(for the IAF use the 'iaf' inputs preset)")
+        inputs, params = generate_channels(gen, ["all"] * n_exc, ["all"] * n_inh, np.ones(n_exc), np.ones(n_inh),
+                                           config.duration_ms, rng)
+    else:
+        if not (len(lengths) == n_exc == n_inh):
+            raise ConfigError(f"segment table has {len(lengths)} rows but the cell has {n_exc} exc / {n_inh} inh "
+                              "channels")
+        inputs, params = generate_inputs(gen, lengths, tree, config.duration_ms, rng)
+    return inputs, params, sim_seed
+
+
+def run_trial(config: DatasetConfig, index: int, entry: _SimEntry) -> tuple[Trial, float]:
+    """Generate and simulate trial ``index`` with a process's simulator; return (trial, wall seconds)."""
+    t0 = time.perf_counter()
+    inputs, params, sim_seed = make_trial_inputs(config, index, entry.n_exc, entry.n_inh, entry.lengths, entry.tree)
+    with entry.lock:
+        result = entry.sim.run(inputs, config.duration_ms, seed=sim_seed,
+                               release_probability=config.release_probability,
+                               record_dendrites=config.record_dendrites)
+    if result.duration_ms != config.duration_ms:
+        raise DatasetError(f"trial {index}: the simulator returned {result.duration_ms} ms, expected "
+                           f"{config.duration_ms}")
+    trial = Trial.from_result(index, sim_seed, inputs, result, params, record_dendrites=config.record_dendrites)
+    return trial, time.perf_counter() - t0
+
+
+def _trial_task(factory: SimulatorFactory, config_dict: dict, index: int, out_dir: str | None):
+    """Worker entry point: run one trial; write it (``out_dir``) and return its entry, or return the trial."""
+    cfg = _config(config_dict)
+    entry = _simulator(factory, cfg.cell)
+    trial, wall = run_trial(cfg, index, entry)
+    if out_dir is None:
+        return trial, wall
+    e = write_shard(out_dir, trial, n_exc=entry.n_exc, n_inh=entry.n_inh, dataset_seed=cfg.seed,
+                    config_json=cfg.trial_config_json())
+    e["wall_time_s"] = round(wall, 3)
+    return e
+
+
+# ---- executors ---------------------------------------------------------------------------------------------
+
+def _iter_local(todo: list[int], pool: cf.Executor | None, factory, config_dict, out_dir, max_in_flight: int
+                ) -> Iterator[tuple[int, Any, BaseException | None]]:
+    if pool is None:
+        for i in todo:
+            try:
+                yield i, _trial_task(factory, config_dict, i, out_dir), None
+            except NeuroemuError as err:
+                yield i, None, err
+        return
+    pending: dict[cf.Future, int] = {}
+    queue = list(todo)
+    try:
+        while queue or pending:
+            while queue and len(pending) < max_in_flight:
+                i = queue.pop(0)
+                pending[pool.submit(_trial_task, factory, config_dict, i, out_dir)] = i
+            done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: pending[f]):
+                i = pending.pop(fut)
+                err = fut.exception()
+                if err is not None and not isinstance(err, NeuroemuError):
+                    raise err
+                yield i, (None if err else fut.result()), err
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+def _iter_dask(todo: list[int], client: Any, factory, config_dict, max_in_flight: int
+               ) -> Iterator[tuple[int, Any, BaseException | None]]:
+    from distributed import as_completed
+
+    queue = list(todo)
+    index_of: dict[str, int] = {}
+
+    def submit():
+        i = queue.pop(0)
+        fut = client.submit(_trial_task, factory, config_dict, i, None, pure=False)
+        index_of[fut.key] = i
+        return fut
+
+    first = [submit() for _ in range(min(max_in_flight, len(queue)))]
+    ac = as_completed(first)
+    try:
+        for fut in ac:
+            i = index_of.pop(fut.key)
+            if fut.status == "error":
+                err = fut.exception()
+                if not isinstance(err, NeuroemuError):
+                    raise err
+                yield i, None, err
+            else:
+                yield i, fut.result(), None
+            fut.release()
+            if queue:
+                ac.add(submit())
+    finally:
+        for fut in list(ac.futures) if hasattr(ac, "futures") else []:
+            fut.cancel()
+
+
+def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | None = None,
+                  client: Any = None, scheduler: str | None = None,
+                  simulator_factory: SimulatorFactory = default_simulator_factory,
+                  progress: bool = True, max_in_flight: int | None = None) -> Path:
+    """Simulate ``config.n_trials`` trials into ``out_dir`` (created, or resumed when it holds the same config).
+
+    workers: local processes (default: the CPU count; 1 runs in this process). client / scheduler: a
+    ``distributed.Client`` or a scheduler address to run on a Dask cluster instead. simulator_factory: a
+    picklable callable ``cell_dict -> simulator``. Trials already finished are kept; unfinished ones are redone.
+    A trial whose simulation fails is reported at the end (DatasetError) after all others are written;
+    rerunning retries it. Returns ``out_dir``.
+    """
+    config.validate()
+    if config.generator is None:
+        raise ConfigError("DatasetConfig.generator must be set to simulate a dataset")
+    out_dir = Path(out_dir)
+    own_client = False
+    if client is None and scheduler:
+        from distributed import Client
+
+        client = Client(scheduler)
+        own_client = True
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    config_dict = config.to_dict()
+    pool: cf.ProcessPoolExecutor | None = None
+    bar = None
+    writer = None
+    failures: list[tuple[int, str]] = []
+    try:
+        if client is not None:
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+            max_in_flight = max_in_flight or max(4, 2 * n_workers)
+            desc = client.submit(_describe_task, simulator_factory, config.cell, pure=False).result()
+        elif workers > 1:
+            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            max_in_flight = max_in_flight or 2 * workers
+            desc = pool.submit(_describe_task, simulator_factory, config.cell).result()
+        else:
+            max_in_flight = 1
+            desc = _describe_task(simulator_factory, config.cell)
+        new_writer = DatasetWriter(out_dir, config, n_exc=desc["n_exc"], n_inh=desc["n_inh"],
+                                   segments=desc["segments"])
+        todo = new_writer.prepare()
+        writer = new_writer  # only a writer that accepted the directory may rewrite its manifest
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=config.n_trials, initial=writer.n_done, unit="trial", desc="simulate",
+                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        if not todo:
+            return out_dir
+        t_start = time.perf_counter()
+        done_now = 0
+        if client is not None:
+            it = _iter_dask(todo, client, simulator_factory, config_dict, max_in_flight)
+        else:
+            it = _iter_local(todo, pool, simulator_factory, config_dict, str(out_dir), max_in_flight)
+        for i, res, err in it:
+            if err is not None:
+                failures.append((i, str(err)))
+                if bar is not None:
+                    bar.write(f"trial {i} failed: {err}")
+                continue
+            if client is not None:
+                trial, wall = res
+                writer.write(trial, wall_time_s=wall)
+            else:
+                writer.record(res)
+            done_now += 1
+            if bar is not None:
+                elapsed = time.perf_counter() - t_start
+                bar.set_postfix_str(f"{done_now * config.duration_ms / 1000.0 / max(elapsed, 1e-9):.3g} sim s/wall s",
+                                    refresh=False)
+                bar.update(1)
+    finally:
+        if writer is not None:
+            writer.close()
+        if bar is not None:
+            bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if own_client:
+            client.close()
+    if failures:
+        shown = "; ".join(f"trial {i}: {m}" for i, m in failures[:5])
+        raise DatasetError(f"{out_dir}: {len(failures)} trial(s) failed ({shown}); the others are saved -- "
+                           "rerun the same command to retry")
+    return out_dir

@@ -1,0 +1,164 @@
+"""A trained emulator, ready to use: load a run, predict spike probability and soma voltage per ms.
+
+>>> emu = Emulator.load("runs/nmda_7x128")                     # doctest: +SKIP
+>>> out = emu.predict(InputSpikes.load_npz("inputs.npz"), duration_ms=6000)   # doctest: +SKIP
+>>> out["spike_prob"].shape, out["soma_v_pred_mv"].dtype       # doctest: +SKIP
+((6000,), dtype('float32'))
+>>> p, v = emu.module(torch.zeros(2, 1000, emu.n_channels))     # (batch, time, channels) tensor  # doctest: +SKIP
+
+Traces run in one pass (the network is causal, so this equals the windowed protocol of spec 9.1);
+very long traces are cut into chunks that overlap by the receptive field minus one, which is exact.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from neuroemu.errors import CheckpointError, InputSpikesError
+from neuroemu.inputs.spikes import InputSpikes
+from neuroemu.models.checkpoint import checkpoint_path, load_checkpoint, read_run
+from neuroemu.models.tcn import TCN, TCNConfig
+
+__all__ = ["Emulator", "EmulatorModule", "forward_long"]
+
+
+class EmulatorModule(nn.Module):
+    """``torch.nn.Module``: (batch, time, channels) spikes -> (spike probability, soma voltage in mV),
+    both (batch, time). Wraps a :class:`TCN` and the soma target offset."""
+
+    def __init__(self, tcn: TCN, soma_offset_mv: float) -> None:
+        super().__init__()
+        self.tcn = tcn
+        self.soma_offset_mv = float(soma_offset_mv)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spike probability (sigmoid of the logit) and predicted soma voltage (mV, below the -55 mV clip)."""
+        out = self.tcn(x)
+        return torch.sigmoid(out.spike_logits), out.soma - self.soma_offset_mv
+
+
+@torch.no_grad()
+def forward_long(tcn: TCN, x: np.ndarray | torch.Tensor, chunk_ms: int = 32768,
+                 device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Run ``tcn`` (eval mode) on (batch, time, channels) input in one pass, in time chunks overlapping by
+    the receptive field minus one (exact for a causal network). Returns float32 (spike logits, soma
+    target) arrays of shape (batch, time)."""
+    xt = torch.as_tensor(x)
+    if xt.dim() == 2:
+        xt = xt.unsqueeze(0)
+    b, t, _ = xt.shape
+    halo = tcn.config.receptive_field - 1
+    logits = np.empty((b, t), dtype=np.float32)
+    soma = np.empty((b, t), dtype=np.float32)
+    chunk = max(int(chunk_ms), 1)
+    for start in range(0, t, chunk):
+        stop = min(t, start + chunk)
+        lo = max(0, start - halo)
+        out = tcn(xt[:, lo:stop].to(device))
+        logits[:, start:stop] = out.spike_logits[:, start - lo:].float().cpu().numpy()
+        soma[:, start:stop] = out.soma[:, start - lo:].float().cpu().numpy()
+    return logits, soma
+
+
+class Emulator:
+    """A trained TCN with what it needs to be used: channel counts and the soma target offset."""
+
+    def __init__(self, tcn: TCN, n_exc: int, n_inh: int, soma_offset_mv: float = 67.7,
+                 soma_clip_mv: float = -55.0, run: dict[str, Any] | None = None,
+                 checkpoint: dict[str, Any] | None = None, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.tcn = tcn.to(self.device).eval()
+        self.n_exc = int(n_exc)
+        self.n_inh = int(n_inh)
+        self.soma_offset_mv = float(soma_offset_mv)
+        self.soma_clip_mv = float(soma_clip_mv)
+        self.run = run or {}
+        self.checkpoint_info = {k: v for k, v in (checkpoint or {}).items() if k in ("step", "val")}
+        self.module = EmulatorModule(self.tcn, self.soma_offset_mv).eval()
+        if self.n_exc + self.n_inh != tcn.config.n_inputs:
+            raise CheckpointError(f"emulator has {tcn.config.n_inputs} inputs but n_exc + n_inh = "
+                                  f"{self.n_exc + self.n_inh}")
+
+    @classmethod
+    def load(cls, run_or_checkpoint: str | Path, checkpoint: str = "best", device: str = "cpu",
+             first_layer: str | None = None) -> "Emulator":
+        """Load a run directory (``checkpoint``: ``best``, ``last`` or a file) or a checkpoint file.
+        ``first_layer`` overrides how the first layer runs (``auto``/``sparse``/``dense``)."""
+        path = Path(run_or_checkpoint)
+        run = None
+        if path.is_dir():
+            run = read_run(path)
+            ck_path = checkpoint_path(path, checkpoint)
+        else:
+            ck_path = path
+        ck = load_checkpoint(ck_path)
+        try:
+            cfg = TCNConfig.from_dict(ck.get("model_config") or (run or {}).get("model"))
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{ck_path}: model configuration unreadable ({e})") from e
+        if first_layer is not None:
+            cfg = cfg.replace(first_layer=first_layer)
+        tcn = TCN(cfg)
+        try:
+            tcn.load_state_dict(ck["model"])
+        except (RuntimeError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{ck_path}: weights do not match the model configuration ({e})") from e
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        st = ck.get("soma_target") or (run or {}).get("soma_target") or {}
+        n_exc = ck.get("n_exc", (run or {}).get("dataset", {}).get("n_exc"))
+        n_inh = ck.get("n_inh", (run or {}).get("dataset", {}).get("n_inh"))
+        if n_exc is None or n_inh is None:
+            raise CheckpointError(f"{ck_path}: channel counts (n_exc, n_inh) missing")
+        return cls(tcn, n_exc, n_inh, st.get("offset_mv", 67.7), st.get("clip_mv", -55.0), run, ck, device)
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels (excitatory first)."""
+        return self.n_exc + self.n_inh
+
+    @property
+    def config(self) -> TCNConfig:
+        """Architecture."""
+        return self.tcn.config
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field in ms."""
+        return self.tcn.config.receptive_field
+
+    def predict_dense(self, x: np.ndarray | torch.Tensor, chunk_ms: int = 32768) -> dict[str, np.ndarray]:
+        """(time, channels) or (batch, time, channels) dense input -> ``spike_prob``, ``soma_v_pred_mv``
+        (float32, same leading shape), ``spike_logit``."""
+        arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
+        squeeze = arr.ndim == 2
+        if arr.ndim not in (2, 3) or arr.shape[-1] != self.n_channels:
+            raise InputSpikesError(f"dense input must be (time, {self.n_channels}) or (batch, time, "
+                                   f"{self.n_channels}), got shape {tuple(arr.shape)}")
+        logits, soma = forward_long(self.tcn, arr, chunk_ms=chunk_ms, device=self.device)
+        prob = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+        volts = (soma - np.float32(self.soma_offset_mv)).astype(np.float32)
+        if squeeze:
+            prob, volts, logits = prob[0], volts[0], logits[0]
+        return {"spike_prob": prob, "soma_v_pred_mv": volts, "spike_logit": logits}
+
+    def predict(self, inputs: InputSpikes, duration_ms: int | None = None, source: str = "inputs") -> dict[str, np.ndarray]:
+        """Predict per-ms spike probability and soma voltage (mV) for sparse input spikes.
+
+        ``duration_ms`` defaults to the last input time + 1. Channel indices are checked against the
+        emulator's cell (:class:`InputSpikesError` naming the problem)."""
+        if not isinstance(inputs, InputSpikes):
+            raise InputSpikesError(f"{source}: expected InputSpikes, got {type(inputs).__name__}")
+        if duration_ms is None:
+            times = [int(ev[:, 1].max()) + 1 for ev in (inputs.exc, inputs.inh) if ev.shape[0]]
+            duration_ms = max(times or [0])
+        if duration_ms <= 0:
+            raise InputSpikesError(f"{source}: no input spikes and no duration given: nothing to predict")
+        inputs.validate(self.n_exc, duration_ms, source=source, n_inh=self.n_inh)
+        dense = inputs.dense(self.n_exc, 0, int(duration_ms), n_inh=self.n_inh)
+        out = self.predict_dense(dense)
+        return {"spike_prob": out["spike_prob"], "soma_v_pred_mv": out["soma_v_pred_mv"]}

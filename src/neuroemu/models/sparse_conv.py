@@ -1,0 +1,223 @@
+"""Causal 1-D convolution of sparse spike input: add kernel columns at spike events.
+
+The emulator's input is a binary (batch, time, channels) array in which ~1% of the bins hold a
+spike. A dense convolution multiplies every zero. Here the first layer is computed from the list
+of events instead:
+
+forward
+    for each tap ``j`` (``j`` = lag in ms, ``0..K-1``) the bag-sum of the kernel rows ``W[:, c, K-1-j]``
+    of the channels ``c`` that spiked at each (batch, time) row (``torch.nn.functional.embedding_bag``,
+    one bag per row), shifted ``j`` ms later and accumulated. Work: ``nnz * K * out`` adds; memory
+    ``O(batch * time * out)``, so whole traces run in one pass.
+backward (weight)
+    ``dW[o, c, K-1-j] = sum over events (b, t, c) of G[b, t + j, o]``: one ``embedding_bag`` over the
+    rows of the (end-padded) output gradient, one bag per (tap, channel). No unfolded copy of the
+    gradient is made.
+backward (input)
+    only when the input requires a gradient (never in training): a dense transposed convolution.
+
+Parameters have the same names and shapes as ``torch.nn.Conv1d`` (``weight`` (out, in, K), ``bias``),
+so a state dict moves freely between the dense and the sparse first layer.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SparseEvents", "sparse_events", "sparse_causal_conv1d", "SparseCausalConv1d",
+           "dense_causal_conv1d"]
+
+
+class SparseEvents:
+    """Non-zero entries of a (batch, time, channels) input: flat row index ``b*T+t``, channel, value."""
+
+    __slots__ = ("rows", "cols", "values", "batch", "time", "channels")
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor | None,
+                 batch: int, time: int, channels: int) -> None:
+        self.rows = rows
+        self.cols = cols
+        self.values = values  # None when every value is 1 (binary input)
+        self.batch = batch
+        self.time = time
+        self.channels = channels
+
+    @property
+    def nnz(self) -> int:
+        """Number of events."""
+        return int(self.rows.numel())
+
+    @property
+    def density(self) -> float:
+        """Fraction of (batch, time, channel) bins holding an event."""
+        total = self.batch * self.time * self.channels
+        return self.nnz / total if total else 0.0
+
+
+def sparse_events(x: torch.Tensor) -> SparseEvents:
+    """Find the events of a dense (batch, time, channels) tensor (any dtype; non-zero = event)."""
+    if x.dim() != 3:
+        raise ValueError(f"expected a (batch, time, channels) tensor, got shape {tuple(x.shape)}")
+    b, t, c = x.shape
+    flat = x.reshape(b * t, c)
+    idx = torch.nonzero(flat)
+    rows, cols = idx[:, 0].contiguous(), idx[:, 1].contiguous()
+    values = None
+    if rows.numel():
+        vals = flat[rows, cols]
+        if not bool((vals == 1).all()):
+            values = vals if vals.is_floating_point() else vals.to(torch.float32)
+    return SparseEvents(rows, cols, values, b, t, c)
+
+
+def _row_offsets(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """CSR-style start offset of each row for sorted ``rows``."""
+    counts = torch.bincount(rows, minlength=n_rows)
+    return torch.cumsum(counts, 0) - counts
+
+
+class _SparseCausalConv(torch.autograd.Function):
+    """autograd Function: (events, weight, bias) -> causal conv output (batch, out, time)."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, bias: torch.Tensor | None, ev: SparseEvents,
+                x_dense: torch.Tensor | None):  # type: ignore[override]
+        out_ch, in_ch, k = weight.shape
+        b, t = ev.batch, ev.time
+        dtype = weight.dtype
+        # wj[j, c, o] = weight[o, c, k-1-j]: tap j is the contribution j ms after the event
+        wj = weight.detach().flip(-1).permute(2, 1, 0).contiguous()
+        y = torch.zeros(b, t + k - 1, out_ch, dtype=dtype, device=weight.device)
+        if ev.nnz:
+            offsets = _row_offsets(ev.rows, b * t)
+            psw = None if ev.values is None else ev.values.to(dtype)
+            for j in range(k):
+                zj = F.embedding_bag(ev.cols, wj[j], offsets, mode="sum", per_sample_weights=psw)
+                y[:, j:j + t] += zj.view(b, t, out_ch)
+        y = y[:, :t]
+        if bias is not None:
+            y = y + bias.detach().to(dtype)
+        ctx.ev = ev
+        ctx.k = k
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(weight, x_dense if x_dense is not None else torch.empty(0))
+        return y.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        weight, x_dense = ctx.saved_tensors
+        ev: SparseEvents = ctx.ev
+        k = ctx.k
+        out_ch, in_ch, _ = weight.shape
+        b, t = ev.batch, ev.time
+        g = grad_out.transpose(1, 2).to(weight.dtype)  # (b, t, out)
+        grad_w = grad_b = grad_x = None
+        if ctx.needs_input_grad[0]:
+            gp = F.pad(g, (0, 0, 0, k - 1)).reshape(b * (t + k - 1), out_ch).contiguous()
+            if ev.nnz:
+                order = torch.argsort(ev.cols, stable=True)
+                cols = ev.cols[order]
+                rows = ev.rows[order]
+                base = (rows // t) * (t + k - 1) + rows % t
+                taps = torch.arange(k, device=rows.device)
+                idx = (base.unsqueeze(0) + taps.unsqueeze(1)).reshape(-1)
+                cstart = _row_offsets(cols, in_ch)
+                offsets = (taps.unsqueeze(1) * ev.nnz + cstart.unsqueeze(0)).reshape(-1)
+                psw = None
+                if ev.values is not None:
+                    psw = ev.values[order].to(weight.dtype).repeat(k)
+                d = F.embedding_bag(idx, gp, offsets, mode="sum", per_sample_weights=psw)
+                grad_w = d.view(k, in_ch, out_ch).flip(0).permute(2, 1, 0).contiguous()
+            else:
+                grad_w = torch.zeros_like(weight)
+        if ctx.has_bias and ctx.needs_input_grad[1]:
+            grad_b = g.sum(dim=(0, 1))
+        if ctx.needs_input_grad[3] and x_dense.numel():
+            # d loss / d x for the causal conv: transposed conv, dropping the left padding
+            gx = F.conv_transpose1d(grad_out.to(weight.dtype), weight)  # (b, in, t + k - 1)
+            grad_x = gx[:, :, k - 1:].transpose(1, 2).to(x_dense.dtype)
+        return grad_w, grad_b, None, grad_x
+
+
+def sparse_causal_conv1d(x: torch.Tensor | SparseEvents, weight: torch.Tensor,
+                         bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Causal convolution of (batch, time, in) input with ``weight`` (out, in, K) -> (batch, out, time).
+
+    ``output[b, o, t] = bias[o] + sum_{c, k} weight[o, c, k] * x[b, t - (K - 1) + k, c]`` (zero before t = 0),
+    i.e. the last tap multiplies the current time step (Keras 'causal' padding). Equal to
+    :func:`dense_causal_conv1d` up to float rounding; fast when few entries of ``x`` are non-zero.
+    """
+    x_dense = None
+    if isinstance(x, SparseEvents):
+        ev = x
+    else:
+        ev = sparse_events(x)
+        if x.requires_grad:
+            x_dense = x
+    if ev.channels != weight.shape[1]:
+        raise ValueError(f"input has {ev.channels} channels, the layer expects {weight.shape[1]}")
+    return _SparseCausalConv.apply(weight, bias, ev, x_dense)
+
+
+def dense_causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference dense causal convolution: (batch, time, in) -> (batch, out, time)."""
+    k = weight.shape[-1]
+    xt = x.transpose(1, 2).to(weight.dtype)
+    return F.conv1d(F.pad(xt, (k - 1, 0)), weight, bias)
+
+
+class SparseCausalConv1d(nn.Module):
+    """First TCN layer: causal conv of (batch, time, in) spike input, dense or event-driven.
+
+    ``mode``: ``"sparse"`` (event-driven, :func:`sparse_causal_conv1d`), ``"dense"`` (``F.conv1d``) or
+    ``"auto"`` (sparse on CPU when at most ``max_sparse_density`` of the bins are non-zero and the dense
+    convolution would cost at least ``min_sparse_macs`` multiply-adds; dense otherwise and on GPUs).
+    Parameters are named and shaped like ``nn.Conv1d``'s.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+                 mode: str = "auto", max_sparse_density: float = 0.05, min_sparse_macs: float = 5e7) -> None:
+        super().__init__()
+        if mode not in ("auto", "dense", "sparse"):
+            raise ValueError(f"first-layer mode must be 'auto', 'dense' or 'sparse', got {mode!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.mode = mode
+        self.max_sparse_density = max_sparse_density
+        self.min_sparse_macs = min_sparse_macs
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default Conv1d initialisation (the TCN overrides it with the published one)."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, time, in) -> (batch, out, time)."""
+        if x.dim() != 3 or x.shape[-1] != self.in_channels:
+            raise ValueError(f"expected input (batch, time, {self.in_channels}), got {tuple(x.shape)}")
+        mode = self.mode
+        if mode == "auto":
+            macs = x.shape[0] * x.shape[1] * self.in_channels * self.kernel_size * self.out_channels
+            if x.is_cuda or x.requires_grad or macs < self.min_sparse_macs:
+                mode = "dense"
+            else:
+                ev = sparse_events(x)
+                if ev.density <= self.max_sparse_density:
+                    return sparse_causal_conv1d(ev, self.weight, self.bias)
+                mode = "dense"
+        if mode == "sparse":
+            return sparse_causal_conv1d(x, self.weight, self.bias)
+        return dense_causal_conv1d(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"causal, mode={self.mode}")

@@ -1,0 +1,224 @@
+"""The published emulator: a causal temporal-convolutional network (spec section 8).
+
+Layer k = 1..D: causal ``Conv1d(W_k, kernel K_k)`` -> ReLU -> BatchNorm (eps 1e-3, momentum 0.01, as
+Keras' defaults 0.99). Heads (1x1 convolutions on the last layer's output): spike logit, somatic voltage
+(clipped at -55 mV and offset by +67.7 mV, see :mod:`neuroemu.training.targets`) and, optionally, the
+whitened principal components of the dendritic voltages. Receptive field ``T = sum(K_k - 1) + 1``.
+
+The first layer may run event-driven (:mod:`neuroemu.models.sparse_conv`), which is much faster on
+CPU for spike input with ~1% occupancy; it is numerically the same layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neuroemu.config import Config
+from neuroemu.errors import ConfigError
+from neuroemu.models.sparse_conv import SparseCausalConv1d
+
+__all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels"]
+
+
+def default_kernels(depth: int) -> list[int]:
+    """Default kernel list for a depth: ``[43]`` for one layer (the published 1x128x43 FCN), otherwise
+    a 39-ms first layer and 20-ms layers above it (depth 7 gives T = 153, the published 7x128x153)."""
+    if depth < 1:
+        raise ConfigError(f"TCNConfig.depth must be >= 1, got {depth}")
+    return [43] if depth == 1 else [39] + [20] * (depth - 1)
+
+
+@dataclass
+class TCNConfig(Config):
+    """Architecture of a TCN emulator (spec 8.2).
+
+    ``kernels``: one kernel length (ms) per layer (``None``: :func:`default_kernels`). ``widths``: one
+    width per layer (``None``: ``width`` everywhere). ``first_layer``: ``"auto"`` / ``"sparse"`` /
+    ``"dense"`` (how the first layer is computed; the parameters are the same).
+    """
+
+    n_inputs: int = 1278
+    depth: int = 7
+    width: int = 128
+    kernels: list[int] | None = None
+    widths: list[int] | None = None
+    n_dendritic_components: int = 0
+    activation: str = "relu"
+    batchnorm: bool = True
+    bn_eps: float = 1e-3
+    bn_momentum: float = 0.01
+    kernel_init_std: float = 0.002
+    first_bias_init: float = 0.0
+    head_init: str = "truncated_normal"
+    spike_init_std: float = 0.001
+    spike_bias_init: float = -2.0
+    soma_init_std: float = 0.03
+    dvt_init_std: float = 0.05
+    first_layer: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kernels is None:
+            self.kernels = default_kernels(self.depth)
+        self.kernels = [int(k) for k in self.kernels]
+        if self.widths is not None:
+            self.widths = [int(w) for w in self.widths]
+        self.validate()
+
+    def validate(self) -> "TCNConfig":
+        """Check every field; raise :class:`ConfigError` naming the field and value."""
+        if self.n_inputs < 1:
+            raise ConfigError(f"TCNConfig.n_inputs must be >= 1, got {self.n_inputs}")
+        if self.depth < 1:
+            raise ConfigError(f"TCNConfig.depth must be >= 1, got {self.depth}")
+        if self.width < 1:
+            raise ConfigError(f"TCNConfig.width must be >= 1, got {self.width}")
+        if len(self.kernels) != self.depth:
+            raise ConfigError(f"TCNConfig.kernels has {len(self.kernels)} entries {self.kernels} "
+                              f"but depth is {self.depth}: give one kernel length per layer")
+        if any(k < 1 for k in self.kernels):
+            raise ConfigError(f"TCNConfig.kernels must all be >= 1, got {self.kernels}")
+        if self.widths is not None:
+            if len(self.widths) != self.depth or any(w < 1 for w in self.widths):
+                raise ConfigError(f"TCNConfig.widths must hold {self.depth} positive widths, got {self.widths}")
+        if self.n_dendritic_components < 0:
+            raise ConfigError(f"TCNConfig.n_dendritic_components must be >= 0, got {self.n_dendritic_components}")
+        if self.activation not in ("relu", "linear"):
+            raise ConfigError(f"TCNConfig.activation must be 'relu' or 'linear', got {self.activation!r}")
+        if self.head_init not in ("truncated_normal", "normal"):
+            raise ConfigError(f"TCNConfig.head_init must be 'truncated_normal' or 'normal', got {self.head_init!r}")
+        if self.first_layer not in ("auto", "dense", "sparse"):
+            raise ConfigError(f"TCNConfig.first_layer must be 'auto', 'dense' or 'sparse', got {self.first_layer!r}")
+        return self
+
+    @property
+    def layer_widths(self) -> list[int]:
+        """Width of every layer."""
+        return list(self.widths) if self.widths is not None else [self.width] * self.depth
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field T in ms: ``sum(K_k - 1) + 1``."""
+        return sum(k - 1 for k in self.kernels) + 1
+
+    @property
+    def is_fcn(self) -> bool:
+        """True when only the first layer is temporal (depth 1 or all later kernels 1), as published."""
+        return self.depth == 1 or all(k == 1 for k in self.kernels[1:])
+
+    @property
+    def name(self) -> str:
+        """Published-style name, e.g. ``TCN_7x128x153`` or ``FCN_1x128x43``."""
+        widths = self.layer_widths
+        mean_w = round(sum(widths) / len(widths))
+        return f"{'FCN' if self.is_fcn else 'TCN'}_{self.depth}x{mean_w}x{self.receptive_field}"
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable parameters (convolutions, BatchNorm scale/shift, heads)."""
+        n, c_in = 0, self.n_inputs
+        for w, k in zip(self.layer_widths, self.kernels):
+            n += c_in * w * k + w
+            if self.batchnorm:
+                n += 2 * w
+            c_in = w
+        n += (c_in + 1) * (2 + self.n_dendritic_components)
+        return n
+
+    @classmethod
+    def iaf_network(cls, n_inputs: int = 100) -> "TCNConfig":
+        """The single-unit, single-layer network of the I&F figure (spec 7): 80-ms linear filter, no BN."""
+        return cls(n_inputs=n_inputs, depth=1, width=1, kernels=[80], activation="linear", batchnorm=False,
+                   kernel_init_std=0.25, first_bias_init=0.1, head_init="normal", spike_init_std=0.05,
+                   spike_bias_init=-2.5, soma_init_std=0.05)
+
+
+class TCNOutput(NamedTuple):
+    """Per-ms outputs: spike logits (batch, time), soma (batch, time), dendritic PCs (batch, time, n) or None."""
+
+    spike_logits: torch.Tensor
+    soma: torch.Tensor
+    dvt: torch.Tensor | None
+
+
+def _trunc_normal_(t: torch.Tensor, std: float) -> None:
+    nn.init.trunc_normal_(t, mean=0.0, std=std, a=-2 * std, b=2 * std)
+
+
+class TCN(nn.Module):
+    """Causal TCN: ``forward(x)`` with x (batch, time, n_inputs) -> :class:`TCNOutput`."""
+
+    def __init__(self, config: TCNConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        widths = config.layer_widths
+        self.first = SparseCausalConv1d(config.n_inputs, widths[0], config.kernels[0], mode=config.first_layer)
+        self.convs = nn.ModuleList()
+        for i in range(1, config.depth):
+            self.convs.append(nn.Conv1d(widths[i - 1], widths[i], config.kernels[i]))
+        self.norms = nn.ModuleList(
+            [nn.BatchNorm1d(w, eps=config.bn_eps, momentum=config.bn_momentum) for w in widths]
+            if config.batchnorm else [])
+        w_last = widths[-1]
+        self.spike_head = nn.Conv1d(w_last, 1, 1)
+        self.soma_head = nn.Conv1d(w_last, 1, 1)
+        self.dvt_head = nn.Conv1d(w_last, config.n_dendritic_components, 1) if config.n_dendritic_components else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Published initialisation: truncated normal kernels (std 0.002), zero biases, head inits of 8.2."""
+        cfg = self.config
+        for i, conv in enumerate([self.first, *self.convs]):
+            _trunc_normal_(conv.weight, cfg.kernel_init_std)
+            nn.init.constant_(conv.bias, cfg.first_bias_init if i == 0 else 0.0)
+        heads = [(self.spike_head, cfg.spike_init_std, cfg.spike_bias_init), (self.soma_head, cfg.soma_init_std, 0.0)]
+        if self.dvt_head is not None:
+            heads.append((self.dvt_head, cfg.dvt_init_std, 0.0))
+        for head, std, b in heads:
+            if cfg.head_init == "normal":
+                nn.init.normal_(head.weight, 0.0, std)
+            else:
+                _trunc_normal_(head.weight, std)
+            nn.init.constant_(head.bias, b)
+
+    def kernel_weights(self) -> list[torch.Tensor]:
+        """The convolution kernels (the tensors the published L2 penalty applies to)."""
+        ws = [self.first.weight] + [c.weight for c in self.convs] + [self.spike_head.weight, self.soma_head.weight]
+        if self.dvt_head is not None:
+            ws.append(self.dvt_head.weight)
+        return ws
+
+    def set_first_layer(self, mode: str) -> None:
+        """Switch the first layer between ``"auto"``, ``"sparse"`` and ``"dense"`` (same parameters)."""
+        if mode not in ("auto", "dense", "sparse"):
+            raise ConfigError(f"first-layer mode must be 'auto', 'dense' or 'sparse', got {mode!r}")
+        self.first.mode = mode
+
+    def _block(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        if self.config.activation == "relu":
+            h = F.relu(h)
+        if self.config.batchnorm:
+            h = self.norms[i](h)
+        return h
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Last hidden layer (batch, width, time) for input (batch, time, n_inputs)."""
+        h = self._block(self.first(x), 0)
+        for i, conv in enumerate(self.convs, start=1):
+            k = conv.kernel_size[0]
+            h = self._block(conv(F.pad(h, (k - 1, 0))), i)
+        return h
+
+    def forward(self, x: torch.Tensor) -> TCNOutput:
+        """x: (batch, time, n_inputs) spike counts (any dtype) -> :class:`TCNOutput`."""
+        if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
+            raise ValueError(f"TCN expects input (batch, time, {self.config.n_inputs}), got {tuple(x.shape)}")
+        h = self.features(x)
+        spike = self.spike_head(h)[:, 0]
+        soma = self.soma_head(h)[:, 0]
+        dvt = self.dvt_head(h).transpose(1, 2) if self.dvt_head is not None else None
+        return TCNOutput(spike, soma, dvt)
