@@ -162,6 +162,29 @@ def test_resume_after_interruption_and_kill_leftovers(reference, tmp_path):
     assert rep.passed and rep.complete and rep.ok == [0, 1, 2, 3]
 
 
+class _FailSecond(_Interrupt):
+    def run(self, *a, **k):
+        self.calls += 1
+        if self.calls == 2:
+            from neuroemu.errors import SimulationError
+
+            raise SimulationError("voltage became NaN")
+        return self.sim.run(*a, **k)
+
+
+def failing_factory(cell):
+    return _FailSecond(0)
+
+
+def test_failed_trial_is_reported_and_retried(reference, tmp_path):
+    out = tmp_path / "fail"
+    with pytest.raises(DatasetError, match=r"1 trial\(s\) failed \(trial 1: voltage became NaN"):
+        build_dataset(small_config(), out, workers=1, progress=False, simulator_factory=failing_factory)
+    assert NeuroDataset(out).trial_indices == [0, 2, 3]
+    build_dataset(small_config(), out, workers=1, progress=False)
+    assert shard_bytes(out) == shard_bytes(reference)
+
+
 def test_unlisted_corrupt_shard_is_redone(reference, tmp_path):
     out = tmp_path / "redo"
     build_dataset(small_config(n_trials=4), out, workers=1, progress=False)
@@ -222,6 +245,15 @@ def test_not_a_dataset(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text("{not json")
     with pytest.raises(DatasetError, match="unreadable manifest"):
         NeuroDataset(tmp_path)
+
+
+def test_preset_that_does_not_fit_the_cell_is_refused(tmp_path):
+    from neuroemu.inputs.generator import InputGeneratorConfig
+
+    with pytest.raises(ConfigError, match="iaf"):
+        build_dataset(small_config(generator=InputGeneratorConfig.nmda()), tmp_path / "x", workers=1,
+                      progress=False)
+    assert not (tmp_path / "x" / MANIFEST_NAME).exists()
 
 
 def test_config_validation():
@@ -320,7 +352,8 @@ def test_import_neuronio(tmp_path):
         assert list(tr.spike_times_ms) == peaks                   # re-detected on the float32 0.125 ms grid
         assert tr.attrs["spike_times_source"] == "redetected_from_somaVoltageHighRes"
         assert tr.dend_v_1ms.dtype == np.float16 and tr.dend_v_1ms.shape == (5, 2200)
-        got = {int(c): sorted(tr.inputs.exc[tr.inputs.exc[:, 0] == c, 1].tolist()) for c in np.unique(tr.inputs.exc[:, 0])}
+        exc = tr.inputs.exc
+        got = {int(c): sorted(exc[exc[:, 0] == c, 1].tolist()) for c in np.unique(exc[:, 0])}
         assert got == ex
         assert tr.inputs.inh.tolist() == [[1, 0], [1, 5], [1, 2199]]
         assert tr.soma_v_1ms.dtype == np.float32
@@ -341,8 +374,9 @@ def test_sigkill_mid_run_then_rerun_completes(tmp_path):
     import time
 
     out = tmp_path / "killed"
-    args = [sys.executable, "-c", "import sys; from neuroemu.cli import main; sys.exit(main(sys.argv[1:]))", "simulate", "--cell", "iaf", "--trials", "12", "--duration-ms",
-            "3000", "--seed", "11", "--workers", "1", "--no-progress", "--out", str(out)]
+    args = [sys.executable, "-c", "import sys; from neuroemu.cli import main; sys.exit(main(sys.argv[1:]))",
+            "simulate", "--cell", "iaf", "--trials", "12", "--duration-ms", "3000", "--seed", "11", "--workers", "1",
+            "--no-progress", "--out", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None and len(list((out / "shards").glob("*.h5"))) < 2:

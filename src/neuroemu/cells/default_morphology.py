@@ -13,9 +13,11 @@ own procedural rules, sized so that its summary statistics resemble the publishe
   ~7.4 mm in total; three tuft branches cross the Ca "hot zone" (685-885 um), and the nexus
   (678.4 um) lies in one of the two daughters of the main bifurcation, as on cell1.
 
-With the published discretisation (nseg = 1 + 2*int(L/40)) this gives ~262 basal and ~377 apical
-segments (~1278 inputs). Total lengths, the basal extent and the apical extent are pinned to the
-published values; topology, angles, tortuosity and exact lengths vary with ``seed``.
+With the published discretisation (nseg = 1 + 2*int(L/40)) this comes close to the published 262 basal + 377 apical
+segments (seed 0: 256 + 379 = 635 segments, 1270 inputs; 607-647 segments over 150 seeds). The
+total basal length, the oblique and tuft lengths, the longest basal path (282 um to the far end)
+and the longest apical path (1300.5 um) are pinned, so the apical total stays within 0.5% of the
+published 7441 um; topology, angles, tortuosity and the other lengths vary with ``seed``.
 
 The generated cell is **synthetic**: it is a stand-in that lets the project run without the
 reconstruction, not a reconstruction itself. Each child section starts with a copy of its parent's

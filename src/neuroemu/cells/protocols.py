@@ -44,7 +44,7 @@ def _check_method(method: str, dt_ms: float) -> None:
         raise ConfigError(f"protocol dt_ms = {dt_ms}: must be in (0, 1] ms")
 
 
-def steady_state_init(v_init: float, method: str = "cvode", dt_ms: float = 0.025) -> None:
+def steady_state_init(v_init: float, method: str = "fixed", dt_ms: float = 0.025) -> None:
     """``finitialize(v_init)``, then relax all states to rest with huge backward-Euler steps; t = 0 after.
 
     Leaves the integrator as ``method`` asks (CVode on or off, ``h.dt = dt_ms``) and resets the
@@ -205,7 +205,7 @@ def _step_spikes(cell: Any, amp: float, duration_ms: float, delay_ms: float, met
 
 
 def fi_curve(cell: Any, amps_nA: Sequence[float], duration_ms: float = 500.0, delay_ms: float = 20.0,
-             method: str = "cvode", dt_ms: float = 0.025,
+             method: str = "fixed", dt_ms: float = 0.025,
              spike_threshold_mv: float = SPIKE_THRESHOLD_MV) -> FICurve:
     """Inject somatic current steps of ``amps_nA`` (one run each, from rest) and count spikes.
 
@@ -230,7 +230,7 @@ def fi_curve(cell: Any, amps_nA: Sequence[float], duration_ms: float = 500.0, de
 
 
 def rheobase(cell: Any, duration_ms: float = 500.0, lo_nA: float = 0.0, hi_nA: float = 2.0,
-             tol_nA: float = 0.02, method: str = "cvode", dt_ms: float = 0.025) -> float | None:
+             tol_nA: float = 0.02, method: str = "fixed", dt_ms: float = 0.025) -> float | None:
     """Smallest step amplitude (nA, within ``tol_nA``) evoking a spike in ``duration_ms``; bisection.
 
     Returns None if even ``hi_nA`` does not make the cell fire. ``lo_nA`` must not fire.
@@ -256,19 +256,43 @@ def rheobase(cell: Any, duration_ms: float = 500.0, lo_nA: float = 0.0, hi_nA: f
 # --------------------------------------------------------------------------------------------
 
 
-def main_trunk_segments(cell: Any) -> list[Any]:
-    """Segments from the apical root to the nexus (inclusive), along the path to the nexus section."""
+def apical_main_path(cell: Any) -> list[Any]:
+    """Apical sections from the apical root to the tip farthest from the soma (the path holding the nexus)."""
+    from neuron import h
+
     apical = list(cell.sections.apical)
     members = set(apical)
-    nexus_sec = cell.nexus_segment.sec
-    path = [nexus_sec]
+    tip = max(apical, key=lambda sec: float(h.distance(cell.soma_segment, sec(1.0))))
+    path = [tip]
     while True:
         parent = path[-1].parentseg()
         if parent is None or parent.sec not in members:
             break
         path.append(parent.sec)
+    return path[::-1]
+
+
+def main_trunk_segments(cell: Any, beyond_nexus: bool = False) -> list[Any]:
+    """Segments on the main apical path from the apical root to the nexus (inclusive).
+
+    The path is the one from the apical root to the nexus section; with ``beyond_nexus`` it goes on
+    to the farthest apical tip when the nexus lies on that path (it does by construction).
+    """
+    apical = list(cell.sections.apical)
+    members = set(apical)
+    nexus_sec = cell.nexus_segment.sec
+    if beyond_nexus:
+        path = apical_main_path(cell)
+        if nexus_sec in path:
+            return [seg for sec in path for seg in sec]
+    chain = [nexus_sec]
+    while True:
+        parent = chain[-1].parentseg()
+        if parent is None or parent.sec not in members:
+            break
+        chain.append(parent.sec)
     segs: list[Any] = []
-    for sec in reversed(path):
+    for sec in reversed(chain):
         for seg in sec:
             if sec == nexus_sec and seg.x > cell.nexus_segment.x + 1e-9:
                 break
@@ -306,26 +330,44 @@ class BAPResult:
 
 
 def bap_attenuation(cell: Any, amp_nA: float = 1.9, pulse_ms: float = 5.0, delay_ms: float = 10.0,
-                    window_ms: float = 40.0, method: str = "cvode", dt_ms: float = 0.025) -> BAPResult:
-    """Evoke one somatic spike with a short pulse and measure its amplitude along the trunk to the nexus."""
+                    window_ms: float = 40.0, propagation_ms: float = 5.0, method: str = "fixed",
+                    dt_ms: float = 0.025) -> BAPResult:
+    """Evoke a somatic spike with a short pulse and measure its amplitude along the trunk to the nexus.
+
+    Only the first action potential is measured: at every site the peak is taken between the pulse
+    onset and ``propagation_ms`` after the somatic peak (and before a second somatic spike), so a
+    later spike or a dendritic Ca spike does not count. Amplitude = peak minus the pre-pulse voltage;
+    peak times are relative to the somatic peak.
+    """
     trunk = main_trunk_segments(cell)
     probes = [cell.soma_segment, *trunk]
     dist = np.array([_path_distance(cell, seg) for seg in probes])
     ic = _iclamp(cell.soma_segment, delay_ms, pulse_ms, amp_nA)
     run = _simulate(cell, delay_ms + window_ms, probes, method, dt_ms)
     del ic
+    soma = run.v[0]
+    crossings = spike_times(run.t, soma)
+    crossings = crossings[crossings >= delay_ms]
+    if not crossings.size:
+        raise SimulationError(f"bap_attenuation: a {pulse_ms}-ms pulse of {amp_nA} nA evoked no somatic spike; "
+                              "raise amp_nA")
+    first = (run.t >= crossings[0]) & (run.t <= crossings[0] + 2.0)
+    t_peak = float(run.t[first][np.argmax(soma[first])])
+    t_end = t_peak + propagation_ms
+    if crossings.size > 1:
+        t_end = min(t_end, float(crossings[1]))
     pre = run.t <= delay_ms
-    post = run.t >= delay_ms
+    win = (run.t >= delay_ms) & (run.t <= t_end)
     amps, peaks = [], []
     for v in run.v:
         base = float(v[pre][-1])
-        i = int(np.argmax(np.where(post, v, -np.inf)))
+        i = int(np.argmax(np.where(win, v, -np.inf)))
         amps.append(float(v[i]) - base)
-        peaks.append(float(run.t[i]) - delay_ms)
+        peaks.append(float(run.t[i]) - t_peak)
     order = np.argsort(dist, kind="stable")
-    n_spk = len(spike_times(run.t, run.v[0]))
     amps_arr, peaks_arr = np.asarray(amps)[order], np.asarray(peaks)[order]
-    return BAPResult(dist[order], amps_arr, peaks_arr, n_spk, float(amps[0]), float(amps[-1]), float(dist[-1]))
+    return BAPResult(dist[order], amps_arr, peaks_arr, int(crossings.size), float(amps[0]), float(amps[-1]),
+                     float(dist[-1]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,10 +395,11 @@ class BACTrial:
 
 @dataclass
 class BACResult:
-    """BAC firing: somatic pulse alone, distal EPSC alone, and both (EPSC ``delay_ms`` after the pulse).
+    """BAC firing: somatic pulse alone, distal EPSC alone, and both (EPSC ``pair_delay_ms`` after the pulse).
 
-    ``bac_firing`` is True when the pair gives a Ca spike and a burst (>= ``min_burst`` spikes)
-    while neither stimulus alone gives a Ca spike or more than one somatic spike.
+    ``bac_firing`` is True when the pair gives a dendritic Ca spike and a burst (at least
+    ``min_burst`` somatic spikes, and no fewer than the pulse alone gives) while neither stimulus
+    alone gives a Ca spike, and the distal EPSC alone gives fewer than ``min_burst`` spikes.
     """
 
     soma_only: BACTrial
@@ -369,9 +412,9 @@ class BACResult:
     @property
     def bac_firing(self) -> bool:
         """Whether the cell shows BAC firing (see class docstring)."""
-        return (self.combined.ca_spike and self.combined.n_somatic_spikes >= self.min_burst
-                and not self.soma_only.ca_spike and not self.dend_only.ca_spike
-                and self.soma_only.n_somatic_spikes <= 1 and self.dend_only.n_somatic_spikes <= 1)
+        c, s, d = self.combined, self.soma_only, self.dend_only
+        return (c.ca_spike and c.n_somatic_spikes >= max(self.min_burst, s.n_somatic_spikes)
+                and not s.ca_spike and not d.ca_spike and d.n_somatic_spikes < self.min_burst)
 
     def summary(self) -> dict[str, Any]:
         """Spikes, Ca spike and its duration per condition, as a plain dict."""
@@ -388,15 +431,15 @@ def _dendritic_site(cell: Any, distance_um: float | None) -> Any:
     """The nexus segment, or the trunk segment whose distance is closest to ``distance_um``."""
     if distance_um is None:
         return cell.nexus_segment
-    trunk = main_trunk_segments(cell)
-    return min(trunk, key=lambda seg: abs(_path_distance(cell, seg) - distance_um))
+    path = main_trunk_segments(cell, beyond_nexus=True)
+    return min(path, key=lambda seg: abs(_path_distance(cell, seg) - distance_um))
 
 
 def bac_firing(cell: Any, soma_amp_nA: float = 1.9, soma_dur_ms: float = 5.0, dend_amp_nA: float = 0.5,
                tau_rise_ms: float = 0.5, tau_decay_ms: float = 5.0, pair_delay_ms: float = 5.0,
                dend_distance_um: float | None = None, onset_ms: float = 20.0, window_ms: float = 80.0,
                ca_threshold_mv: float = -10.0, ca_min_duration_ms: float = 10.0, min_burst: int = 2,
-               method: str = "cvode", dt_ms: float = 0.025) -> BACResult:
+               method: str = "fixed", dt_ms: float = 0.025) -> BACResult:
     """Larkum/Hay BAC protocol: 5-ms somatic pulse, distal double-exponential EPSC current, and both.
 
     The EPSC (peak ``dend_amp_nA``, tau rise/decay 0.5/5 ms) is injected at the nexus (or the main
@@ -455,18 +498,26 @@ class PlateauResult:
 def thin_basal_branch(cell: Any, min_length_um: float = 60.0) -> int:
     """Index in ``cell.sections.basal`` of a thin terminal basal branch for clustered input.
 
-    Among terminal basal sections at least ``min_length_um`` long, the one with the smallest
-    diameter at its middle (ties: the longer one).
+    Among terminal basal sections at least ``min_length_um`` long (all terminal ones if none is),
+    the one with the largest input resistance at its middle, computed at rest (0 Hz): the most
+    electrically compact target, where clustered NMDA input depolarises most.
     """
+    from neuron import h
+
     basal = list(cell.sections.basal)
-    members = set(basal)
-    has_child = {seg.sec for sec in basal for seg in [sec.parentseg()] if seg is not None and seg.sec in members}
-    candidates = [i for i, sec in enumerate(basal) if sec not in has_child and sec.L >= min_length_um]
-    if not candidates:
-        candidates = [i for i, sec in enumerate(basal) if sec not in has_child] or list(range(len(basal)))
-    if not candidates:
+    if not basal:
         raise ConfigError("thin_basal_branch: the cell has no basal sections")
-    return min(candidates, key=lambda i: (round(basal[i](0.5).diam, 3), -basal[i].L))
+    members = set(basal)
+    parents = {p.sec for sec in basal for p in [sec.parentseg()] if p is not None and p.sec in members}
+    terminal = [i for i, sec in enumerate(basal) if sec not in parents]
+    candidates = [i for i in terminal if basal[i].L >= min_length_um] or terminal or list(range(len(basal)))
+    h.load_file("stdrun.hoc")
+    h.celsius = cell.biophysics.celsius
+    steady_state_init(cell.biophysics.v_init)
+    imp = h.Impedance()
+    imp.loc(0.5, sec=cell.soma_segment.sec)
+    imp.compute(0.0, 1)
+    return max(candidates, key=lambda i: float(imp.input(0.5, sec=basal[i])))
 
 
 def _resolve_branch(cell: Any, branch: int | str | None) -> int:
@@ -483,15 +534,18 @@ def _resolve_branch(cell: Any, branch: int | str | None) -> int:
     return int(branch)
 
 
-def nmda_plateau(cell: Any, branch: int | str | None = None, n_synapses: int = 20, onset_ms: float = 20.0,
-                 jitter_ms: float = 5.0, window_ms: float = 150.0, threshold_mv: float = -40.0,
-                 seed: int = 0, method: str = "cvode", dt_ms: float = 0.025) -> PlateauResult:
-    """Activate the cell's own excitatory synapses on one basal branch, ``n_synapses`` times in all.
+def nmda_plateau(cell: Any, branch: int | str | None = None, n_synapses: int = 20, cluster_um: float = 40.0,
+                 onset_ms: float = 20.0, jitter_ms: float = 5.0, window_ms: float = 150.0,
+                 threshold_mv: float = -40.0, seed: int = 0, method: str = "fixed",
+                 dt_ms: float = 0.025) -> PlateauResult:
+    """Activate the cell's own excitatory synapses in a cluster on one basal branch, ``n_synapses`` times.
 
-    The cell has one excitatory synapse per segment; activations are spread round-robin over the
-    branch's segments (several events on one synapse add their conductances), at times
-    ``onset_ms + U(0, jitter_ms)`` (seeded). The local voltage is recorded at the branch's middle
-    segment. With AMPA+NMDA synapses a plateau of tens of ms is expected; AMPA-only gives a brief EPSP.
+    The cluster is the branch's segments whose centres lie within ``cluster_um`` / 2 of the
+    branch's middle (at least one segment). The cell has one excitatory synapse per segment;
+    activations are spread round-robin over the cluster's segments (several events on one synapse
+    add their conductances) at times ``onset_ms + U(0, jitter_ms)`` (seeded). The local voltage is
+    recorded at the middle of the branch. With AMPA+NMDA synapses a plateau of tens of ms is
+    expected; AMPA-only synapses give a brief EPSP.
     """
     from neuron import h
 
@@ -500,14 +554,15 @@ def nmda_plateau(cell: Any, branch: int | str | None = None, n_synapses: int = 2
     b = _resolve_branch(cell, branch)
     sec = cell.sections.basal[b]
     seg_index = {(s.sec, round(s.x, 9)): k for k, s in enumerate(cell.segments)}
-    channels = [seg_index[(seg.sec, round(seg.x, 9))] for seg in sec]
+    segs = sorted(sec, key=lambda seg: abs(seg.x - 0.5))
+    cluster = [seg for seg in segs if abs(seg.x - 0.5) * sec.L <= cluster_um / 2.0] or segs[:1]
+    channels = [seg_index[(seg.sec, round(seg.x, 9))] for seg in cluster]
     rng = np.random.default_rng(seed)
     times = onset_ms + np.sort(rng.uniform(0.0, jitter_ms, size=n_synapses))
     netcons = []
     events = []
     for i, t in enumerate(times):
-        k = channels[i % len(channels)]
-        nc = h.NetCon(None, cell.exc_synapses[k])
+        nc = h.NetCon(None, cell.exc_synapses[channels[i % len(channels)]])
         nc.weight[0] = 1.0
         nc.delay = 0.0
         netcons.append(nc)
@@ -523,6 +578,6 @@ def nmda_plateau(cell: Any, branch: int | str | None = None, n_synapses: int = 2
 
 __all__ = [
     "BACResult", "BACTrial", "BAPResult", "FICurve", "PlateauResult", "bac_firing", "bap_attenuation",
-    "fi_curve", "longest_time_above", "main_trunk_segments", "nmda_plateau", "rheobase", "spike_times",
+    "apical_main_path", "fi_curve", "longest_time_above", "main_trunk_segments", "nmda_plateau", "rheobase", "spike_times",
     "steady_state_init", "thin_basal_branch",
 ]

@@ -65,7 +65,12 @@ def _simulate(args: argparse.Namespace) -> int:
                         record_dendrites="dendrites" in (args.record or []))
     out = build_dataset(cfg, args.out, workers=args.workers, scheduler=args.scheduler,
                         progress=not args.no_progress)
-    print(f"dataset ready: {out}", file=sys.stderr)
+    from neuroemu.dataset.info import dataset_info
+
+    info = dataset_info(out, isi=False)
+    rate = info["output_rate_hz"]
+    print(f"dataset ready: {out} ({info['n_trials']} trials, {info['hours']:.3f} h, output rate "
+          f"{'n/a' if rate is None else f'{rate:.3f}'} Hz)", file=sys.stderr)
     return 0
 
 

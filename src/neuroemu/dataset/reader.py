@@ -97,6 +97,18 @@ def read_shard(path: str | Path, *, dend: bool = True, check: bool = True) -> Tr
     return trial
 
 
+def _segments(data: Any) -> Any:
+    """A :class:`~neuroemu.cells.segments.SegmentTable` when the manifest holds one, else the stored dict/None."""
+    if isinstance(data, dict) and str(data.get("format", "")).startswith("neuroemu.segment_table/"):
+        try:
+            from neuroemu.cells.segments import SegmentTable
+
+            return SegmentTable.from_dict(data)
+        except (ImportError, ValueError, TypeError):
+            return data
+    return data
+
+
 @dataclass
 class _Cached:
     times: np.ndarray    # int32 event times, sorted
@@ -116,7 +128,9 @@ class _Cached:
 class NeuroDataset:
     """A dataset directory opened for reading.
 
-    path: the directory (with ``dataset.json``). cache_bytes: memory budget of the in-memory trial cache
+    path: the directory (with ``dataset.json``). ``segments`` is the cell's SegmentTable (None for the IAF; a
+    plain ``{"format", "columns", "data"}`` dict for imported NeuronIO data). cache_bytes: memory budget of the
+    in-memory trial cache
     (sparse inputs, soma/nexus voltage, spike times; LRU). check: verify each shard's content hashes when first
     loaded. Only trials whose shard exists are listed (``trial_indices``); an unfinished dataset is readable.
     """
@@ -128,7 +142,7 @@ class NeuroDataset:
         self.n_exc = int(self.manifest["n_exc"])
         self.n_inh = int(self.manifest["n_inh"])
         self.duration_ms = int(self.manifest["duration_ms"])
-        self.segments = self.manifest.get("segments")
+        self.segments = _segments(self.manifest.get("segments"))
         self.cache_bytes = int(cache_bytes)
         self.check = check
         self._files = {int(e["index"]): self.path / e.get("file", shard_relpath(int(e["index"])))

@@ -240,6 +240,24 @@ def _iter_dask(todo: list[int], client: Any, factory, config_dict, max_in_flight
             fut.cancel()
 
 
+def check_generator_fits(config: DatasetConfig, desc: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` early when the generator settings cannot drive the described cell."""
+    gen = config.generator
+    if desc.get("segments") is None:
+        trees = {"all"}
+        if gen.weighting != "count":
+            raise ConfigError("the cell has no segment table (IAF), so the inputs need weighting='count': use "
+                              "the 'iaf' inputs preset")
+    else:
+        _, _, tree = segment_columns(desc["segments"])
+        trees = set(tree.tolist())
+    for r in gen.range_mixture:
+        missing = sorted(trees - set(r.exc))
+        if missing:
+            raise ConfigError(f"input range setting '{r.name}' has no ranges for tree(s) {missing} of this cell "
+                              f"(it defines {sorted(r.exc)}); pick an inputs preset made for this cell")
+
+
 def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | None = None,
                   client: Any = None, scheduler: str | None = None,
                   simulator_factory: SimulatorFactory = default_simulator_factory,
@@ -276,13 +294,15 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             max_in_flight = max_in_flight or max(4, 2 * n_workers)
             desc = client.submit(_describe_task, simulator_factory, config.cell, pure=False).result()
-        elif workers > 1:
+        elif min(workers, config.n_trials) > 1:
+            workers = min(workers, config.n_trials)
             pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
             max_in_flight = max_in_flight or 2 * workers
             desc = pool.submit(_describe_task, simulator_factory, config.cell).result()
         else:
             max_in_flight = 1
             desc = _describe_task(simulator_factory, config.cell)
+        check_generator_fits(config, desc)
         new_writer = DatasetWriter(out_dir, config, n_exc=desc["n_exc"], n_inh=desc["n_inh"],
                                    segments=desc["segments"])
         todo = new_writer.prepare()

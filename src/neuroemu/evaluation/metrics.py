@@ -1,10 +1,12 @@
 """Metrics of the published evaluation (spec 9.2, 9.4), computed on pooled 1-ms bins.
 
-Spike prediction: ROC AUC (``sklearn.metrics.roc_curve`` + ``auc``), d' = sqrt(2) * Phi^-1(AUC), TP rate at
-the ROC point whose FP rate is nearest x (``np.argmin``: on ties, the first point -- highest threshold
--- as in the published code, which called ``roc_curve`` with its defaults), and the normalised partial
-AUC up to 1% FP (mean TPR over 20,000 linearly spaced FP rates). Soma voltage: RMSE, MAE and explained
-variance (percent, ``explained_variance_score * 100``) after the global calibration of 9.2.
+Spike prediction: ROC AUC (``sklearn.metrics.roc_curve`` with its defaults + ``auc``), d' = sqrt(2) *
+Phi^-1(AUC), and the TP rate at the ROC point whose FP rate is nearest x. As in the published code, that
+point is the first one (highest threshold) on ties and never sklearn's artificial (0, 0) starting point
+(index 0 is replaced by index 1). The normalised partial AUC up to x: the ROC interpolated on 20,000
+FP rates linearly spaced over [0, 1], averaged over the grid points below x (the published rule; about
+200 points for x = 1%). Soma voltage: RMSE, MAE and explained variance (percent,
+``explained_variance_score * 100``) after the global calibration of 9.2.
 """
 from __future__ import annotations
 
@@ -61,22 +63,30 @@ def d_prime(auc_value: float) -> float:
 
 def tp_at_fp(y_true, score, fp_rates: Sequence[float] = PUBLISHED_FP_RATES,
              roc: tuple | None = None) -> dict[float, float]:
-    """TP rate at the ROC point whose FP rate is nearest each x in ``fp_rates`` (published rule)."""
+    """TP rate at the ROC point whose FP rate is nearest each x in ``fp_rates`` (published rule: first
+    point on ties, index 0 -- the (0, 0) start -- replaced by index 1)."""
     y, s = _check(y_true, score)
     if _single_class(y):
         return {float(x): float("nan") for x in fp_rates}
     fpr, tpr, _ = roc if roc is not None else roc_points(y, s)
-    return {float(x): float(tpr[int(np.argmin(np.abs(fpr - x)))]) for x in fp_rates}
+    out = {}
+    for x in fp_rates:
+        i = int(np.argmin(np.abs(fpr - x)))
+        out[float(x)] = float(tpr[max(i, 1) if fpr.size > 1 else i])
+    return out
 
 
 def auc_at_fp(y_true, score, max_fp: float = 0.01, n_points: int = 20000, roc: tuple | None = None) -> float:
-    """Normalised partial AUC: mean TPR over ``n_points`` FP rates linearly spaced in [0, max_fp]."""
+    """Normalised partial AUC up to ``max_fp``: the ROC interpolated on ``n_points`` FP rates spaced
+    linearly over [0, 1], averaged over the first k points, k = the index nearest ``max_fp`` (at least 1)."""
     y, s = _check(y_true, score)
     if _single_class(y):
         return float("nan")
     fpr, tpr, _ = roc if roc is not None else roc_points(y, s)
-    grid = np.linspace(0.0, max_fp, n_points)
-    return float(np.mean(np.interp(grid, fpr, tpr)))
+    grid = np.linspace(0.0, 1.0, n_points)
+    tpr_grid = np.interp(grid, fpr, tpr)
+    k = min(max(1, int(np.argmin(np.abs(grid - max_fp)))), n_points - 1)
+    return float(np.mean(tpr_grid[:k]))
 
 
 def calibrate_global(pred, true) -> np.ndarray:

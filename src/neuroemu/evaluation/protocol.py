@@ -31,7 +31,7 @@ from neuroemu.training.data import (TrialSource, check_channels, dataset_fingerp
                                     window_inputs)
 from neuroemu.training.targets import soma_target
 
-__all__ = ["EvaluationConfig", "overlap_ms", "window_starts", "predict_windows", "predict_traces",
+__all__ = ["EvaluationConfig", "overlap_ms", "window_starts", "window_plan", "predict_windows", "predict_traces",
            "evaluate_predictions", "evaluate"]
 
 
@@ -78,13 +78,20 @@ def window_starts(duration_ms: int, window_ms: int, overlap: int) -> list[int]:
     return starts
 
 
+def window_plan(duration_ms: int, receptive_field: int, window_ms: int = 400) -> list[tuple[int, int]]:
+    """(window start, first kept position) of every window: all of the first window, positions >= O of
+    the others. The kept ranges tile [0, duration) without gaps or overlaps."""
+    o = overlap_ms(receptive_field, window_ms)
+    return [(s, 0 if k == 0 else o) for k, s in enumerate(window_starts(duration_ms, window_ms, o))]
+
+
 @torch.no_grad()
 def predict_windows(tcn, x: np.ndarray, window_ms: int = 400, batch_size: int = 32,
                     device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Published full-trace prediction of one (time, channels) trace -> (spike logits, soma target)."""
     duration = x.shape[0]
-    o = overlap_ms(tcn.config.receptive_field, window_ms)
-    starts = window_starts(duration, window_ms, o)
+    plan = window_plan(duration, tcn.config.receptive_field, window_ms)
+    starts = [s for s, _ in plan]
     padded = np.zeros((starts[-1] + window_ms, x.shape[1]), dtype=x.dtype)
     padded[:duration] = x
     wins = np.stack([padded[s:s + window_ms] for s in starts])
@@ -96,8 +103,7 @@ def predict_windows(tcn, x: np.ndarray, window_ms: int = 400, batch_size: int = 
         soma[a:a + batch_size] = out.soma.float().cpu().numpy()
     full_l = np.empty(padded.shape[0], np.float32)
     full_s = np.empty(padded.shape[0], np.float32)
-    for k, s in enumerate(starts):
-        keep = 0 if k == 0 else o
+    for k, (s, keep) in enumerate(plan):
         full_l[s + keep:s + window_ms] = logits[k, keep:]
         full_s[s + keep:s + window_ms] = soma[k, keep:]
     return full_l[:duration], full_s[:duration]

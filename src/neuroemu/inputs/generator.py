@@ -75,7 +75,8 @@ class RangeSetting(Config):
 
 
 def _l5pc_setting(name: str, basal_exc, basal_diff, apical_exc, apical_diff, weight: float = 1.0) -> RangeSetting:
-    return RangeSetting(name=name, exc={"basal": [float(x) for x in basal_exc], "apical": [float(x) for x in apical_exc]},
+    return RangeSetting(name=name,
+                        exc={"basal": [float(x) for x in basal_exc], "apical": [float(x) for x in apical_exc]},
                         inh_diff={"basal": [float(x) for x in basal_diff], "apical": [float(x) for x in apical_diff]},
                         weight=weight)
 

@@ -9,6 +9,7 @@ than both neighbours, spec section 2.4).
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,16 @@ class L5PCSimulator:
             nc.weight[0] = 1.0
             nc.delay = 0.0
         self._pending: list[tuple[list, np.ndarray]] = []
-        self._fih = h.FInitializeHandler(self._queue_events)
+        # NEURON keeps the handler's callable alive: give it only a weak reference to this simulator,
+        # so that dropping the simulator frees its cell (a bound method would keep it simulated forever)
+        self_ref = weakref.ref(self)
+
+        def queue_events() -> None:
+            sim = self_ref()
+            if sim is not None:
+                sim._queue_events()
+
+        self._fih = h.FInitializeHandler(queue_events)
 
     @property
     def n_exc(self) -> int:
@@ -121,6 +131,10 @@ class L5PCSimulator:
         try:
             h.finitialize(self.cell.biophysics.v_init)
             h.continuerun(float(duration_ms))
+        except RuntimeError as exc:  # a hoc error, e.g. CVode failing on a NaN voltage
+            raise SimulationError(
+                f"NEURON stopped at t = {h.t:.3f} ms (seed {seed}, solver {self.solver.method}): {exc}; "
+                "the voltage probably became NaN/inf: check conductance scaling and solver settings") from exc
         finally:
             self._pending = []
         wall = time.perf_counter() - start

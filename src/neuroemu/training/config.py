@@ -40,6 +40,12 @@ class TrainingConfig(Config):
     Keras' re-compilation did); ``"cosine"`` warms up linearly for ``warmup_steps`` then decays with a
     cosine to ``min_lr_ratio * lr`` at ``schedule_steps`` (default: ``max_steps``).
     ``compress_schedule``: scale the stage lengths (and reset period) to fit ``max_steps``.
+
+    Validation every ``val_every_steps`` on the first ``val_trials`` validation traces, whole, in one
+    pass (spike AUC on pooled 1-ms bins after the first 500 ms); ``best.pt`` keeps the best AUC.
+    Soma target: ``min(V, soma_clip_mv) + soma_offset_mv``. ``inputs``: ``presynaptic`` (published) or
+    ``transmitted`` spikes. ``threads``: CPU threads (default all cores); ``device``: auto/cpu/cuda
+    (mixed precision on CUDA when ``amp``).
     """
 
     preset: str = "published"
@@ -71,7 +77,7 @@ class TrainingConfig(Config):
     max_minutes: float | None = None
     log_every_steps: int = 50
     val_every_steps: int = 500
-    val_windows: int = 64
+    val_trials: int = 16
     checkpoint_every_minutes: float = 5.0
     checkpoint_every_steps: int | None = None
     soma_clip_mv: float = -55.0

@@ -60,10 +60,10 @@ def open_dataset(path: str | Path) -> TrialSource:
     if not path.exists():
         raise DatasetError(f"dataset not found: {path}")
     try:
-        from neuroemu.dataset.reader import NeuroDataset
+        from neuroemu.dataset.reader import open_dataset as _open
     except ImportError as e:  # pragma: no cover - the dataset package ships with neuroemu
         raise DatasetError(f"cannot open {path}: the dataset reader is unavailable ({e})") from e
-    return NeuroDataset(path)
+    return _open(path)
 
 
 def dataset_fingerprint(ds: TrialSource) -> str:

@@ -24,7 +24,7 @@ from neuroemu.models.checkpoint import (RUN_FORMAT_VERSION, atomic_torch_save, a
 from neuroemu.models.tcn import TCN, TCNConfig
 from neuroemu.training.config import TrainingConfig
 from neuroemu.training.data import (TargetCache, TrialSource, WindowSampler, check_channels, dataset_fingerprint,
-                                    dataset_info, make_batch, open_dataset)
+                                    dataset_info, make_batch, open_dataset, window_inputs)
 from neuroemu.training.targets import DendriticPCA
 
 __all__ = ["train", "resume", "TrainResult", "select_device", "set_threads"]
@@ -128,46 +128,39 @@ def _losses(model, batch, device, amp_dtype, l2: float):
 
 
 class _Validator:
-    """A fixed set of validation windows; AUC over positions with full history (or half a window)."""
+    """Validation on whole traces (the first ``val_trials`` of the validation split), run in one pass;
+    spike AUC on pooled 1-ms bins after the first min(500 ms, half a trace), as the evaluation does."""
 
-    def __init__(self, ds, targets, val_idx, cfg: TrainingConfig, receptive_field: int, device, amp_dtype):
-        self.batches = []
-        self.device = device
-        self.amp_dtype = amp_dtype
-        self.skip = min(receptive_field - 1, cfg.window_ms // 2)
-        if len(val_idx) == 0 or cfg.val_windows < 1:
-            return
-        rng = np.random.default_rng([cfg.seed, 3])
-        n = cfg.val_windows
-        trials = rng.choice(np.asarray(val_idx), size=n, replace=True)
-        lo = min(cfg.min_end_ms, ds.duration_ms - 1)
-        ends = rng.integers(lo, ds.duration_ms, size=n) + 1
-        bs = max(cfg.batch_size, 16)
-        for a in range(0, n, bs):
-            self.batches.append(make_batch(ds, targets, trials[a:a + bs], ends[a:a + bs], cfg.window_ms, cfg.inputs))
+    def __init__(self, ds, targets, val_idx, cfg: TrainingConfig, device):
+        self.ds, self.targets, self.cfg, self.device = ds, targets, cfg, device
+        self.trials = [int(i) for i in list(val_idx)[:cfg.val_trials]]
+        self.skip = min(500, int(ds.duration_ms) // 2)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.batches)
+        return bool(self.trials)
 
     @torch.no_grad()
     def __call__(self, model) -> dict[str, float]:
         from neuroemu.evaluation.metrics import roc_auc
+        from neuroemu.models.emulator import forward_long
 
         was_training = model.training
         model.eval()
         logits, ys, soma_err = [], [], []
-        for b in self.batches:
-            t = _to_device(b, self.device)
-            ctx = torch.autocast(device_type="cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
-            with ctx:
-                out = model(t["x"])
-            logits.append(out.spike_logits.float()[:, self.skip:].cpu().numpy().ravel())
-            ys.append(b["spikes"][:, self.skip:].ravel())
-            soma_err.append(((out.soma.float()[:, self.skip:].cpu().numpy() - b["soma"][:, self.skip:]) ** 2).ravel())
+        dur = int(self.ds.duration_ms)
+        for a in range(0, len(self.trials), 4):
+            chunk = self.trials[a:a + 4]
+            x = np.stack([window_inputs(self.ds, i, 0, dur, self.cfg.inputs) for i in chunk])
+            lg, so = forward_long(model, x, device=self.device)
+            for k, i in enumerate(chunk):
+                spikes, soma, _ = self.targets.get(i)
+                logits.append(lg[k, self.skip:])
+                ys.append(spikes[self.skip:])
+                soma_err.append((so[k, self.skip:] - soma[self.skip:]) ** 2)
         model.train(was_training)
         s = np.concatenate(logits).astype(np.float64)
-        y = np.concatenate(ys)
+        y = np.concatenate(ys).astype(np.float64)
         bce = float(np.mean(np.maximum(s, 0) - s * y + np.log1p(np.exp(-np.abs(s)))))
         return {"val_auc": roc_auc(y, s), "val_loss_spike": bce, "val_soma_mse": float(np.mean(np.concatenate(soma_err)))}
 
@@ -375,8 +368,7 @@ class _Trainer:
         self.targets = TargetCache(ds, cfg.soma_clip_mv, cfg.soma_offset_mv, self.pca)
         self.sampler = WindowSampler(self.split["train"], ds.duration_ms, cfg.batch_size, cfg.seed, cfg.sampling,
                                      cfg.min_end_ms, cfg.group_size, cfg.batches_per_group)
-        self.validator = _Validator(ds, self.targets, self.split["val"], cfg, self.mcfg.receptive_field,
-                                    self.device, self.amp_dtype)
+        self.validator = _Validator(ds, self.targets, self.split["val"], cfg, self.device)
         self.step, self.elapsed0 = 0, 0.0
         self.best_auc, self.best_step = None, None
         self.optimizer, self.opt_period = None, None

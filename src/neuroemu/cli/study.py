@@ -1,0 +1,183 @@
+"""``neuroemu sweep`` / ``study`` / ``quickstart`` / ``report``: the complexity study from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from neuroemu.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("empty list")
+    return vals
+
+
+def _sweep_config(args: argparse.Namespace):
+    from neuroemu.study.sweep import SweepConfig
+
+    base = SweepConfig.from_file(args.config).to_dict() if args.config else {}
+    for name, value in (("depths", args.depths), ("widths", args.widths), ("receptive_fields", args.receptive_fields),
+                        ("preset", args.preset), ("seed", args.seed), ("checkpoint", args.checkpoint)):
+        if value is not None:
+            base[name] = value
+    if args.budget is not None or args.budget_minutes is not None:
+        base["budget_steps"] = args.budget
+        base["budget_minutes"] = args.budget_minutes
+    try:
+        return SweepConfig.from_dict(base)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"sweep configuration: {e}") from None
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from neuroemu.study.sweep import run_sweep
+
+    if not Path(args.data).is_dir():
+        raise ConfigError(f"--data {args.data}: not a directory")
+    cfg = _sweep_config(args)
+    doc = run_sweep(args.data, cfg, args.out, workers=args.workers, threads=args.threads, scheduler=args.scheduler,
+                    figures=not args.no_figures)
+    print(f"sweep {doc['status']}: {len(doc['rows'])} configurations; table {Path(args.out) / 'sweep.csv'}",
+          file=sys.stderr)
+    if not args.no_report:
+        from neuroemu.report import make_report
+
+        print(f"report: {make_report(args.out)}", file=sys.stderr)
+    return 0 if doc["status"] == "complete" else 2
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from neuroemu.study.study import StudyConfig, run_study, study_plan
+
+    overrides = {}
+    if args.config:
+        import yaml
+
+        p = Path(args.config)
+        if not p.is_file():
+            raise ConfigError(f"--config {p}: file not found")
+        overrides = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"--config {p}: expected a mapping of StudyConfig fields")
+        overrides.pop("scale", None)
+    if args.target_auc is not None:
+        overrides["target_auc"] = args.target_auc
+    if args.budget is not None:
+        overrides["budget_steps"] = args.budget
+    try:
+        cfg = StudyConfig.for_scale(args.scale, **overrides)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"study configuration: {e}") from None
+    if args.dry_run:
+        print(json.dumps({"config": cfg.to_dict(), "plan": study_plan(cfg)}, indent=2))
+        return 0
+    if not args.out:
+        raise ConfigError("--out STUDY is required (or use --dry-run to print the plan)")
+    doc = run_study(cfg.scale, args.out, config=cfg, workers=args.workers, threads=args.threads,
+                    sim_workers=args.sim_workers,
+                    scheduler=args.scheduler, report=not args.no_report)
+    return 0 if doc["status"] == "complete" else 2
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from neuroemu.study.quickstart import run_quickstart
+
+    run_quickstart(args.out, cell=args.cell, sim_minutes=args.sim_minutes, train_minutes=args.train_minutes,
+                   duration_ms=args.duration_ms, workers=args.workers, threads=args.threads, seed=args.seed)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from neuroemu.report import make_report
+
+    try:
+        index = make_report(args.path, out=args.out)
+    except NotImplementedError as e:
+        raise ConfigError(str(e)) from None
+    print(f"report: {Path(index).resolve()}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``sweep``, ``study``, ``quickstart`` and ``report`` subcommands."""
+    p = subparsers.add_parser(
+        "sweep", help="train and evaluate every depth x width (x receptive field) network on one dataset",
+        description="Train every configuration on the same budget, seed and split, evaluate each on the "
+                    "validation (to select) and test trials (to report) by the published protocol, and write "
+                    "OUT/sweep.csv, OUT/sweep.json, OUT/figures/*.png and OUT/report/index.html. Resumable: "
+                    "finished configurations are kept. Kernels for depth D and receptive field T: [T] at D = 1, "
+                    "else a first layer of round(T/3) ms (at least as long as any other) and the rest of T shared "
+                    "by the other layers.")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset directory (from 'neuroemu simulate')")
+    p.add_argument("--out", required=True, metavar="SWEEP", help="sweep directory (created or resumed)")
+    p.add_argument("--depths", type=_int_list, metavar="D1,D2,...", help="depths (default 1,2,3,4,5,7)")
+    p.add_argument("--widths", type=_int_list, metavar="W1,W2,...", help="widths (default 8,32,128)")
+    p.add_argument("--receptive-fields", type=_int_list, metavar="T1,T2,...",
+                   help="receptive fields in ms (default: the published-style kernels of each depth)")
+    p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default 2000)")
+    p.add_argument("--budget-minutes", type=float, metavar="M", help="training minutes per configuration")
+    p.add_argument("--preset", choices=["modern", "published"], help="training preset (default modern)")
+    p.add_argument("--seed", type=int, help="seed of split, initialisation and sampling (default 0)")
+    p.add_argument("--checkpoint", choices=["best", "last"], help="checkpoint evaluated (default best)")
+    p.add_argument("--config", metavar="FILE", help="SweepConfig as YAML/JSON (flags override it)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="configurations trained in parallel (default: one per core)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads per training process (default cores/N)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (shared file system needed)")
+    p.add_argument("--no-figures", action="store_true", help="do not write OUT/figures")
+    p.add_argument("--no-report", action="store_true", help="do not write OUT/report")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = subparsers.add_parser(
+        "study", help="the published comparison: NMDA vs AMPA L5PC vs integrate-and-fire, end to end",
+        description="Simulate datasets for the nmda and ampa L5PC variants and the integrate-and-fire neuron, "
+                    "sweep depth x width on each, and write OUT/study.json, OUT/study.csv, OUT/figures/summary.png "
+                    "and OUT/report/index.html with the findings (does each cell need depth?) and the smallest "
+                    "network reaching the target AUC. Scales: tiny (CI, minutes), small (a few hours on 2 "
+                    "cores), paper (the published scale; a cluster and GPUs). Resumable.")
+    p.add_argument("--scale", choices=["tiny", "small", "paper"], default="tiny", help="study scale (default tiny)")
+    p.add_argument("--out", metavar="STUDY", help="study directory (created or resumed)")
+    p.add_argument("--target-auc", type=float, help="AUC the smallest network must reach (default per scale)")
+    p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default per scale)")
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON of StudyConfig fields overriding the scale's")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="configurations trained in parallel (default: one per core)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads per training process (default cores/N)")
+    p.add_argument("--sim-workers", type=int, metavar="N", help="simulation processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler for simulation and training")
+    p.add_argument("--dry-run", action="store_true", help="print the configuration and plan, run nothing")
+    p.add_argument("--no-report", action="store_true", help="do not write OUT/report")
+    p.set_defaults(func=_cmd_study)
+
+    p = subparsers.add_parser(
+        "quickstart", help="simulate, train, evaluate and report in ~15 minutes with the built-in cell",
+        description="On a fresh install: simulate a small dataset of the built-in L5PC (~6 min), train a small "
+                    "TCN (~5 min), evaluate it on test trials and write an HTML report, printing each step and "
+                    "where the report is. Rerunning continues where it stopped.")
+    p.add_argument("--out", default="quickstart_out", metavar="DIR", help="output directory (default quickstart_out)")
+    p.add_argument("--cell", default="nmda", choices=["nmda", "ampa", "ampa_sk", "iaf"],
+                   help="L5PC variant or the integrate-and-fire neuron (default nmda)")
+    p.add_argument("--sim-minutes", type=float, default=6.0, help="simulation budget in minutes (default 6)")
+    p.add_argument("--train-minutes", type=float, default=5.0, help="training budget in minutes (default 5)")
+    p.add_argument("--duration-ms", type=int, default=3000, help="trial length in ms (default 3000)")
+    p.add_argument("--workers", type=int, help="simulation processes (default: all cores)")
+    p.add_argument("--threads", type=int, help="torch threads for training (default: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="dataset and training seed (default 0)")
+    p.set_defaults(func=_cmd_quickstart)
+
+    p = subparsers.add_parser(
+        "report", help="write the self-contained HTML report of a RUN, SWEEP or STUDY directory",
+        description="Detect what PATH holds (run.json, sweep.json or study.json) and write PATH/report/index.html "
+                    "(figures as PNG beside it, embedded in the page).")
+    p.add_argument("path", metavar="PATH", help="run, sweep or study directory")
+    p.add_argument("--out", metavar="DIR", help="report directory (default PATH/report)")
+    p.set_defaults(func=_cmd_report)

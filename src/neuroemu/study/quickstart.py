@@ -1,0 +1,192 @@
+"""``neuroemu quickstart``: simulate, train, evaluate and report in about a quarter of an hour on 2 cores.
+
+With the built-in cell (default: the L5PC with AMPA+NMDA synapses) it
+
+1. simulates a small dataset into ``OUT/data`` -- a first batch of one trial per worker measures the
+   simulation speed, then the dataset is extended with as many trials as fit in ``sim_minutes``;
+2. trains a small TCN (3 layers x 32 channels, receptive field 80 ms) into ``OUT/run`` -- a short first
+   stretch measures the training speed, then the step budget is set to fill ``train_minutes``;
+3. evaluates it on the test trials by the published protocol (``OUT/run/eval_test.json``);
+4. writes the HTML report of the run (``OUT/run/report/index.html``).
+
+It prints each step and, at the end, where the report is. Rerunning continues where it stopped (finished
+stages are kept). ``OUT/quickstart.json`` records what was done and how long each stage took.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from neuroemu.errors import ConfigError
+
+__all__ = ["run_quickstart", "QUICKSTART_KERNELS"]
+
+#: Architecture of the quickstart emulator: depth 3, width 32, T = 80 ms
+#: (kernels from :func:`neuroemu.study.sweep.kernels_for`).
+QUICKSTART_DEPTH, QUICKSTART_WIDTH, QUICKSTART_RF = 3, 32, 80
+QUICKSTART_KERNELS = [28, 27, 27]  # kernels_for(3, 80)
+
+
+def _manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _simulate(cell: str, data_dir: Path, sim_minutes: float, duration_ms: int, min_trials: int, max_trials: int,
+              workers: int, seed: int, say: Callable[[str], None]) -> dict[str, Any]:
+    from neuroemu.dataset.format import DatasetConfig
+    from neuroemu.dataset.runner import build_dataset
+
+    cell_dict = {"kind": "iaf"} if cell == "iaf" else {"kind": "l5pc", "variant": cell}
+    base = DatasetConfig(cell=cell_dict, n_trials=1, duration_ms=int(duration_ms), seed=int(seed))
+    m = _manifest(data_dir)
+    if m is not None and m.get("complete") and int(m["config"].get("n_trials", 0)) >= min_trials:
+        n = int(m["config"]["n_trials"])
+        say(f"      dataset already there: {n} trials x {duration_ms} ms in {data_dir}")
+        return {"n_trials": n, "wall_s": 0.0, "reused": True}
+    budget_s = sim_minutes * 60.0
+    t0 = time.monotonic()
+    first = max(min(workers, max_trials), int((m or {}).get("config", {}).get("n_trials", 0)))
+    say(f"      first {first} trial(s) of {duration_ms} ms to measure the simulation speed ...")
+    build_dataset(base.replace(n_trials=first), data_dir, workers=workers, progress=True)
+    spent = time.monotonic() - t0
+    rounds_done = math.ceil(first / workers)
+    per_round = spent / rounds_done
+    left = budget_s - spent
+    n = first
+    if left > 0:
+        extra_rounds = int(0.9 * left / per_round)
+        n = min(max_trials, first + extra_rounds * workers)
+    n = max(n, min_trials)
+    say(f"      measured {per_round:.1f} s per round of {workers} trial(s) (cell set-up included); "
+        f"extending to {n} trials to fill ~{sim_minutes:g} min")
+    if n > first:
+        build_dataset(base.replace(n_trials=n), data_dir, workers=workers, progress=True)
+    return {"n_trials": n, "wall_s": round(time.monotonic() - t0, 1), "reused": False,
+            "s_per_round_first_batch": round(per_round, 2)}
+
+
+def _train(data_dir: Path, run_dir: Path, train_minutes: float, duration_ms: int, seed: int, threads: int | None,
+           say: Callable[[str], None]) -> dict[str, Any]:
+    from neuroemu.models.tcn import TCNConfig
+    from neuroemu.training.config import TrainingConfig
+    from neuroemu.training.loop import resume, train
+
+    t0 = time.monotonic()
+    budget_s = train_minutes * 60.0
+    probe = 20
+    if (run_dir / "run.json").is_file() and (run_dir / "checkpoints" / "last.pt").is_file():
+        run = json.loads((run_dir / "run.json").read_text())
+        if run.get("status") == "completed":
+            say(f"      training already finished in {run_dir}")
+            return {"steps": None, "wall_s": 0.0, "reused": True}
+        res = resume(run_dir, max_minutes=train_minutes)
+    else:
+        tcfg = TrainingConfig.from_preset("modern", max_steps=probe, max_minutes=train_minutes, seed=seed,
+                                          split_fractions=[0.7, 0.1, 0.2], val_every_steps=100, log_every_steps=20,
+                                          min_end_ms=min(500, duration_ms // 2), tensorboard=False,
+                                          checkpoint_every_minutes=1.0, threads=threads)
+        mcfg = TCNConfig(depth=QUICKSTART_DEPTH, width=QUICKSTART_WIDTH, kernels=list(QUICKSTART_KERNELS))
+        say(f"      {probe} steps to measure the training speed ...")
+        res = train(str(data_dir), mcfg, tcfg, run_dir)
+        rate = res.steps / max(res.elapsed_s, 1e-6)
+        left = budget_s - (time.monotonic() - t0)
+        total = max(res.steps, int(0.85 * rate * left) + res.steps)
+        say(f"      {rate:.1f} steps/s; training {total} steps in all (budget {train_minutes:g} min) ...")
+        res = resume(run_dir, max_steps=total, max_minutes=train_minutes, progress=True)
+    say(f"      stopped after {res.steps} steps ({res.stop_reason}); best validation AUC "
+        f"{res.best_val_auc if res.best_val_auc is None else round(res.best_val_auc, 4)}")
+    return {"steps": res.steps, "wall_s": round(time.monotonic() - t0, 1), "stop_reason": res.stop_reason,
+            "best_val_auc": res.best_val_auc, "reused": False}
+
+
+def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda", sim_minutes: float = 6.0,
+                   train_minutes: float = 5.0, duration_ms: int = 3000, min_trials: int = 6, max_trials: int = 96,
+                   workers: int | None = None, threads: int | None = None, seed: int = 0,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Simulate a small dataset, train a small emulator, evaluate it and write its report (module docstring).
+
+    cell: ``nmda``, ``ampa``, ``ampa_sk`` (L5PC variants) or ``iaf``. sim_minutes / train_minutes: wall-clock
+    budgets of the two long stages. workers: simulation processes (default: all cores). threads: torch threads
+    for training (default: all cores). Returns a dict with
+    the paths (``report``, ``run``, ``data``), the test metrics and the time spent per stage.
+    """
+    from neuroemu.cells.config import VARIANTS
+
+    if cell != "iaf" and cell not in VARIANTS:
+        raise ConfigError(f"quickstart: cell {cell!r} is unknown; choose 'iaf' or one of {sorted(VARIANTS)}")
+    if sim_minutes <= 0 or train_minutes <= 0:
+        raise ConfigError(f"quickstart: budgets must be > 0 minutes (sim {sim_minutes}, train {train_minutes})")
+    if min_trials < 3 or max_trials < min_trials:
+        raise ConfigError(f"quickstart: need 3 <= min_trials <= max_trials, got {min_trials}, {max_trials}")
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir, run_dir = out / "data", out / "run"
+    workers = int(workers or os.cpu_count() or 1)
+    t_all = time.monotonic()
+    what = "integrate-and-fire neuron" if cell == "iaf" else f"L5 pyramidal cell ({cell} synapses)"
+    timings: dict[str, float] = {}
+    say(f"neuroemu quickstart -> {out.resolve()}")
+    say(f"[1/4] simulating the {what}: trials of {duration_ms} ms for ~{sim_minutes:g} min on {workers} "
+        f"process(es) into {data_dir}")
+    sim = _simulate(cell, data_dir, sim_minutes, duration_ms, min_trials, max_trials, workers, seed, say)
+    timings["simulate"] = round(time.monotonic() - t_all, 1)
+    from neuroemu.dataset.reader import NeuroDataset
+
+    ds = NeuroDataset(data_dir)
+    n_spikes = sum(len(ds.spike_times(i)) for i in ds.trial_indices)
+    rate = n_spikes / (ds.n_trials * ds.duration_ms / 1000.0)
+    say(f"      dataset: {ds.n_trials} trials, {ds.n_channels} input channels, {n_spikes} output spikes "
+        f"({rate:.2f} Hz)")
+    if n_spikes == 0:
+        say("      warning: the cell never fired, so spike prediction cannot be scored (AUC will be n/a)")
+    t = time.monotonic()
+    say(f"[2/4] training a {QUICKSTART_DEPTH}-layer x {QUICKSTART_WIDTH}-channel TCN "
+        f"(receptive field {QUICKSTART_RF} ms) for ~{train_minutes:g} min into {run_dir}")
+    tr = _train(data_dir, run_dir, train_minutes, int(ds.duration_ms), seed, threads, say)
+    timings["train"] = round(time.monotonic() - t, 1)
+    t = time.monotonic()
+    say("[3/4] evaluating on the test trials (published protocol, section 9)")
+    from neuroemu.evaluation.protocol import EvaluationConfig, evaluate
+
+    metrics = evaluate(run_dir, ds, split="test", out=run_dir / "eval_test.json",
+                       config=EvaluationConfig(drop_first_ms=min(500, int(ds.duration_ms) // 4)))
+    timings["evaluate"] = round(time.monotonic() - t, 1)
+    ev = metrics.get("soma_explained_variance")
+    say(f"      spike AUC {_fmt(metrics.get('spike_auc'))} +- {_fmt(metrics.get('spike_auc_sd'))}, "
+        f"TP at 0.25% FP {_fmt(metrics.get('tp_at_fp_0.0025'), 3)}, soma explained variance "
+        f"{_fmt(ev, 1)}% ({metrics.get('n_traces')} test traces, {metrics.get('n_spikes')} spikes)")
+    t = time.monotonic()
+    say("[4/4] writing the report")
+    from neuroemu.report import make_report
+
+    index = make_report(run_dir)
+    timings["report"] = round(time.monotonic() - t, 1)
+    timings["total"] = round(time.monotonic() - t_all, 1)
+    summary = {"cell": cell, "data": str(data_dir), "run": str(run_dir), "report": str(index),
+               "dataset": {"n_trials": ds.n_trials, "duration_ms": ds.duration_ms, "output_spikes": n_spikes,
+                           "output_rate_hz": round(rate, 4)},
+               "simulation": sim, "training": tr,
+               "metrics": {k: metrics.get(k) for k in ("spike_auc", "spike_auc_sd", "tp_at_fp_0.001",
+                                                       "tp_at_fp_0.0025", "soma_rmse_mv", "soma_mae_mv",
+                                                       "soma_explained_variance", "n_traces", "n_spikes")},
+               "timings_s": timings}
+    from neuroemu.models.checkpoint import atomic_write_text
+
+    atomic_write_text(out / "quickstart.json", json.dumps(summary, indent=1))
+    say(f"done in {timings['total'] / 60:.1f} min (simulate {timings['simulate']:.0f} s, train "
+        f"{timings['train']:.0f} s, evaluate {timings['evaluate']:.0f} s, report {timings['report']:.0f} s)")
+    say(f"report: {index.resolve()}")
+    return summary
+
+
+def _fmt(v: Any, nd: int = 4) -> str:
+    return f"{v:.{nd}f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"

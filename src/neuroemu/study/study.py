@@ -1,0 +1,486 @@
+"""The published complexity comparison, end to end: datasets, sweeps, summary, findings, report.
+
+``run_study(scale, out_dir)`` builds one dataset per cell under ``STUDY/data/<cell>/`` -- the L5PC with
+AMPA+NMDA synapses (``nmda``), the AMPA-only L5PC (``ampa``), each with its published input ranges
+(spec 5.3), and the integrate-and-fire neuron (``iaf``, spec 7) -- runs the same complexity sweep on each
+(``STUDY/sweeps/<cell>/``, :mod:`neuroemu.study.sweep`), and writes:
+
+- ``study.json``: the config, per-cell dataset facts (trials, firing rate, simulation time), every sweep row,
+  the findings and the smallest network reaching ``target_auc`` per cell, timings;
+- ``study.csv``: all sweep rows of all cells (columns of :data:`neuroemu.study.sweep.TABLE_COLUMNS`);
+- ``figures/summary.png`` (test AUC and explained variance vs depth, one curve per cell, best network per
+  depth as in the published figure; star: the smallest network whose test AUC reaches the target) and
+  ``figures/complexity_panels.png`` (spec 9.7);
+- ``report/index.html`` (:func:`neuroemu.report.study_report.report_study`).
+
+Everything is resumable: finished trials and finished configurations are kept, so rerunning the same command
+continues where it stopped.
+
+Findings (per cell; validation selects, test reports): the depth-1 network with the best validation AUC is
+compared with the network of any depth with the best validation AUC, both scored on the test trials. Depth
+is "needed" when the best network's test AUC exceeds the depth-1 network's by more than both ``auc_margin``
+and 2 combined SDs (the SDs over 12 random 67% subsets of the test traces, spec 9.4). The published result
+(spec 9.6) is: needed for ``nmda``, not for ``ampa`` and ``iaf``; for ``iaf`` a single unit (width 1, depth 1)
+should also come within ``auc_margin`` (or 2 SDs) of the best network.
+
+Scales (times measured or extrapolated on the 2-core development machine; see :data:`SCALES`):
+
+- ``tiny``: CI-sized (a few minutes): 10 L5PC trials of 1 s per variant, 40 I&F trials of 2 s, depths 1-3,
+  widths 4 and 16 (and 1 for the I&F), 100 training steps. Its numbers are a smoke test, not a result.
+- ``small``: a few hours on 2 cores: 48 L5PC trials of 4 s per variant (~1 h of simulation at ~20 s per
+  simulated second per core), 400 I&F trials of 6 s, depths 1, 2, 3, 5, 7, widths 16 and 64 (and 1, 4 for the
+  I&F), T = 80 ms, 2000 training steps per configuration (~2 h).
+- ``paper``: the published scale, documented (it runs, but belongs on a cluster and GPUs): ~10,000 L5PC trials
+  of 6 s per variant (about 100 hours of simulation per variant on 2 cores here, i.e. ~200 core-hours; spread
+  over a Dask cluster with ``--scheduler``), 12,000 + 1,000 I&F trials, depths 1-8, widths 16-256, receptive
+  fields 25-240 ms, the published 5-stage schedule (720,000 steps per configuration; ~15 days per 7x128
+  network on 2 CPU cores here, an estimated 2-4 GPU-hours on one current GPU -- not measured), ~100
+  configurations per cell.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from neuroemu.config import Config
+from neuroemu.errors import ConfigError
+
+__all__ = ["StudyConfig", "SCALES", "CELLS", "EXPECTED_DEPTH_NEEDED", "study_plan", "run_study", "findings",
+           "smallest_reaching", "dataset_config_for", "read_study", "write_study_figures"]
+
+#: The cells of the published comparison: name -> (cell kind, L5PC variant).
+CELLS: dict[str, tuple[str, str]] = {"nmda": ("l5pc", "nmda"), "ampa": ("l5pc", "ampa"), "iaf": ("iaf", "nmda")}
+
+#: What the published work found (spec 9.6): does the cell need a deep network?
+EXPECTED_DEPTH_NEEDED = {"nmda": True, "ampa": False, "ampa_sk": False, "iaf": False}
+
+#: Measured here (2-core development machine, NEURON 9, CVode, one process, another job running): wall seconds
+#: of simulation per simulated second of the L5PC; used only for the time estimates of :func:`study_plan`.
+L5PC_SIM_S_PER_SIM_S = 20.0
+
+
+@dataclass
+class StudyConfig(Config):
+    """A complexity study at one scale. Build one with :meth:`for_scale` (``tiny``, ``small``, ``paper``).
+
+    cells: which of ``nmda``, ``ampa``, ``iaf`` to include. l5pc_trials / l5pc_duration_ms, iaf_trials /
+    iaf_duration_ms: dataset sizes. inputs_presets: input-generator preset per cell (default: the cell's
+    published ranges, :func:`neuroemu.inputs.generator.default_preset_name`). depths, widths, iaf_widths,
+    receptive_fields, budget_steps, budget_minutes, preset, split_fractions, seed: the sweep of every cell
+    (:class:`neuroemu.study.sweep.SweepConfig`). target_auc: AUC the "smallest network" must reach.
+    auc_margin: the smallest AUC difference counted as a real gain from depth.
+    """
+
+    scale: str = "tiny"
+    cells: list[str] = field(default_factory=lambda: ["nmda", "ampa", "iaf"])
+    l5pc_trials: int = 10
+    l5pc_duration_ms: int = 1000
+    iaf_trials: int = 40
+    iaf_duration_ms: int = 2000
+    inputs_presets: dict[str, str] = field(default_factory=dict)
+    release_probability: float | None = None
+    depths: list[int] = field(default_factory=lambda: [1, 2, 3])
+    widths: list[int] = field(default_factory=lambda: [4, 16])
+    iaf_widths: list[int] = field(default_factory=lambda: [1, 4, 16])
+    receptive_fields: list[int] = field(default_factory=lambda: [40])
+    budget_steps: int | None = 100
+    budget_minutes: float | None = None
+    preset: str = "modern"
+    training: dict[str, Any] = field(default_factory=dict)
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    seed: int = 0
+    target_auc: float = 0.9
+    auc_margin: float = 0.005
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "StudyConfig":
+        """Check the fields; raise :class:`ConfigError` naming the field and value at fault."""
+        if not self.cells or any(c not in CELLS for c in self.cells):
+            raise ConfigError(f"StudyConfig.cells must be a non-empty subset of {sorted(CELLS)}, got {self.cells}")
+        for name in ("l5pc_trials", "iaf_trials"):
+            if getattr(self, name) < 3:
+                raise ConfigError(f"StudyConfig.{name} must be >= 3 (train, validation, test), "
+                                  f"got {getattr(self, name)}")
+        for name in ("l5pc_duration_ms", "iaf_duration_ms"):
+            if getattr(self, name) < 100:
+                raise ConfigError(f"StudyConfig.{name} must be >= 100 ms, got {getattr(self, name)}")
+        for cell in self.inputs_presets:
+            if cell not in CELLS:
+                raise ConfigError(f"StudyConfig.inputs_presets: unknown cell {cell!r}; cells are {sorted(CELLS)}")
+        if not 0.5 < self.target_auc <= 1.0:
+            raise ConfigError(f"StudyConfig.target_auc must be in (0.5, 1], got {self.target_auc}")
+        if self.auc_margin < 0:
+            raise ConfigError(f"StudyConfig.auc_margin must be >= 0, got {self.auc_margin}")
+        self.sweep_config("iaf").validate()
+        return self
+
+    @classmethod
+    def for_scale(cls, scale: str, **overrides: Any) -> "StudyConfig":
+        """The study of a named scale (``tiny``, ``small``, ``paper``), with fields overridden."""
+        if scale not in SCALES:
+            raise ConfigError(f"unknown study scale {scale!r}; choose one of {sorted(SCALES)}")
+        base = dict(SCALES[scale])
+        base.update(overrides)
+        return cls(scale=scale, **base)
+
+    def sweep_config(self, cell: str):
+        """The :class:`~neuroemu.study.sweep.SweepConfig` used for ``cell``."""
+        from neuroemu.study.sweep import SweepConfig
+
+        return SweepConfig(depths=list(self.depths), widths=list(self.iaf_widths if cell == "iaf" else self.widths),
+                           receptive_fields=list(self.receptive_fields), budget_steps=self.budget_steps,
+                           budget_minutes=self.budget_minutes, preset=self.preset, training=dict(self.training),
+                           seed=self.seed, split_fractions=list(self.split_fractions))
+
+
+#: The named scales (fields of :class:`StudyConfig`). Times are for the 2-core development machine.
+SCALES: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        l5pc_trials=10, l5pc_duration_ms=1000, iaf_trials=40, iaf_duration_ms=2000,
+        depths=[1, 2, 3], widths=[4, 16], iaf_widths=[1, 4, 16], receptive_fields=[40], budget_steps=100,
+        split_fractions=[0.6, 0.2, 0.2], target_auc=0.9,
+        description="CI smoke test (a few minutes on 2 cores): too little data and training for the numbers to "
+                    "mean anything; it checks that every stage runs and connects."),
+    "small": dict(
+        l5pc_trials=48, l5pc_duration_ms=4000, iaf_trials=400, iaf_duration_ms=6000,
+        depths=[1, 2, 3, 5, 7], widths=[16, 64], iaf_widths=[1, 4, 16], receptive_fields=[80],
+        budget_steps=2000, split_fractions=[0.75, 0.125, 0.125], target_auc=0.97,
+        description="A few hours on 2 cores (~1 h simulating the two L5PC datasets, ~2 h training 40 networks). "
+                    "Far less data than published (192 s per L5PC variant instead of ~17 h): expect lower AUCs, "
+                    "and a depth effect only where it is large."),
+    "paper": dict(
+        l5pc_trials=10000, l5pc_duration_ms=6000, iaf_trials=13000, iaf_duration_ms=6000,
+        depths=[1, 2, 3, 4, 5, 6, 7, 8], widths=[16, 32, 64, 128, 256], iaf_widths=[1, 4, 16, 64],
+        receptive_fields=[25, 45, 80, 120, 153, 240], budget_steps=720000, preset="published",
+        split_fractions=[0.8, 0.1, 0.1], target_auc=0.99,
+        description="The published scale: ~10,000 six-second L5PC trials per variant (~100 h of simulation per "
+                    "variant on 2 cores here, ~200 core-hours; use a Dask cluster), 12,000 + 1,000 I&F trials, "
+                    "240 configurations per L5PC variant trained for the published 720,000 steps (~15 days per "
+                    "7x128 network on 2 CPU cores here; an estimated 2-4 GPU-hours each on one current GPU, "
+                    "i.e. roughly 1,000-2,000 GPU-hours for the study -- estimates, not measured)."),
+}
+
+
+def study_plan(config: StudyConfig) -> dict[str, Any]:
+    """What the study will do and a rough cost: datasets, configurations, simulated seconds, training steps,
+    and estimated L5PC simulation core-hours (at :data:`L5PC_SIM_S_PER_SIM_S`)."""
+    from neuroemu.study.sweep import sweep_entries
+
+    plan: dict[str, Any] = {"scale": config.scale, "description": config.description, "cells": {}}
+    sim_core_h = 0.0
+    steps = 0
+    for cell in config.cells:
+        n, dur = (config.iaf_trials, config.iaf_duration_ms) if cell == "iaf" else \
+            (config.l5pc_trials, config.l5pc_duration_ms)
+        entries = sweep_entries(config.sweep_config(cell))
+        sim_s = n * dur / 1000.0
+        core_h = 0.0 if cell == "iaf" else sim_s * L5PC_SIM_S_PER_SIM_S / 3600.0
+        sim_core_h += core_h
+        steps += len(entries) * (config.budget_steps or 0)
+        plan["cells"][cell] = {"trials": n, "duration_ms": dur, "simulated_s": sim_s,
+                               "simulation_core_hours_est": round(core_h, 2), "configurations": len(entries),
+                               "names": [e.name for e in entries]}
+    plan["simulation_core_hours_est"] = round(sim_core_h, 2)
+    plan["training_steps_total"] = steps
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+def dataset_config_for(config: StudyConfig, cell: str):
+    """The :class:`~neuroemu.dataset.format.DatasetConfig` of ``cell`` in this study."""
+    from neuroemu.dataset.format import DatasetConfig
+    from neuroemu.inputs.generator import default_preset_name, preset
+
+    kind, variant = CELLS[cell]
+    preset_name = config.inputs_presets.get(cell) or default_preset_name(kind, variant)
+    cell_dict = {"kind": kind} if kind == "iaf" else {"kind": kind, "variant": variant}
+    n, dur = (config.iaf_trials, config.iaf_duration_ms) if kind == "iaf" else \
+        (config.l5pc_trials, config.l5pc_duration_ms)
+    return DatasetConfig(cell=cell_dict, generator=preset(preset_name), n_trials=int(n), duration_ms=int(dur),
+                         seed=int(config.seed), release_probability=config.release_probability)
+
+
+def _dataset_facts(path: Path, preset_name: str) -> dict[str, Any]:
+    from neuroemu.dataset.reader import NeuroDataset
+
+    ds = NeuroDataset(path)
+    counts = [int(len(ds.spike_times(i))) for i in ds.trial_indices]
+    total_s = ds.n_trials * ds.duration_ms / 1000.0
+    sim_wall = sum(float(e.get("wall_time_s") or 0.0) for e in ds.manifest.get("shards", []))
+    return {"path": str(path), "n_trials": ds.n_trials, "duration_ms": ds.duration_ms, "n_channels": ds.n_channels,
+            "inputs_preset": preset_name, "output_spikes": int(sum(counts)),
+            "output_rate_hz": round(sum(counts) / total_s, 4) if total_s else None,
+            "silent_trials": int(sum(c == 0 for c in counts)),
+            "simulation_wall_s_sum": round(sim_wall, 1),
+            "simulation_s_per_simulated_s": round(sim_wall / total_s, 3) if total_s else None}
+
+
+def _build(config: StudyConfig, cell: str, out: Path, workers: int | None, client: Any, scheduler: str | None,
+           say: Callable[[str], None]) -> dict[str, Any]:
+    from neuroemu.dataset.runner import build_dataset
+    from neuroemu.inputs.generator import default_preset_name
+
+    dcfg = dataset_config_for(config, cell)
+    kind, variant = CELLS[cell]
+    preset_name = config.inputs_presets.get(cell) or default_preset_name(kind, variant)
+    manifest = out / "dataset.json"
+    done = False
+    if manifest.is_file():
+        try:
+            m = json.loads(manifest.read_text())
+            done = bool(m.get("complete")) and int(m["config"].get("n_trials", -1)) == dcfg.n_trials
+        except (OSError, ValueError, KeyError):
+            done = False
+    t0 = time.monotonic()
+    if done:
+        say(f"dataset {cell}: complete ({dcfg.n_trials} trials x {dcfg.duration_ms} ms) at {out}")
+    else:
+        say(f"dataset {cell}: simulating {dcfg.n_trials} trials x {dcfg.duration_ms} ms "
+            f"({'L5PC ' + variant if kind == 'l5pc' else 'integrate-and-fire'}, inputs '{preset_name}') into {out}")
+        build_dataset(dcfg, out, workers=workers, client=client, scheduler=scheduler, progress=True)
+    facts = _dataset_facts(out, preset_name)
+    facts["build_wall_s_this_call"] = round(time.monotonic() - t0, 1)
+    say(f"dataset {cell}: {facts['n_trials']} trials, {facts['output_spikes']} output spikes "
+        f"({facts['output_rate_hz']} Hz, {facts['silent_trials']} silent trials)")
+    return facts
+
+
+# ---------------------------------------------------------------------------------------------- findings
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _pick(rows: list[dict]) -> tuple[dict | None, str]:
+    """Best row by validation AUC (test AUC when no row has a validation AUC); and what it selected on."""
+    rows = [r for r in rows if r.get("status") == "done"]
+    if not rows:
+        return None, "none"
+    if any(_finite(r.get("val_spike_auc")) for r in rows):
+        cand = [r for r in rows if _finite(r.get("val_spike_auc"))]
+        return max(cand, key=lambda r: (r["val_spike_auc"], -(r.get("n_parameters") or 0))), "validation AUC"
+    cand = [r for r in rows if _finite(r.get("spike_auc"))]
+    if not cand:
+        return None, "none"
+    return max(cand, key=lambda r: (r["spike_auc"], -(r.get("n_parameters") or 0))), \
+        "test AUC (no validation trial had a spike)"
+
+
+def smallest_reaching(rows: list[dict], target_auc: float) -> dict | None:
+    """The finished row with the fewest parameters whose test AUC reaches ``target_auc`` (ties: the shallower,
+    then the higher-AUC network) -- the same rule as the star of the summary figure
+    (:func:`neuroemu.report.figures.smallest_reaching`). A description of the trained networks, as in the
+    published figure, not a model selection."""
+    ok = [r for r in rows if r.get("status") == "done" and _finite(r.get("spike_auc")) and r["spike_auc"] >= target_auc]
+    if not ok:
+        return None
+    return min(ok, key=lambda r: (r.get("n_parameters") or 0, r.get("depth") or 0, -r["spike_auc"]))
+
+
+def _brief(r: dict | None) -> dict | None:
+    if r is None:
+        return None
+    keys = ("name", "depth", "width", "receptive_field", "n_parameters", "spike_auc", "spike_auc_sd",
+            "soma_explained_variance", "soma_explained_variance_sd", "tp_at_fp_0.0025", "val_spike_auc")
+    return {k: r.get(k) for k in keys}
+
+
+def _sd(v: Any) -> float:
+    return float(v) if _finite(v) else 0.0
+
+
+def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005) -> dict[str, Any]:
+    """Per cell: best depth-1 network vs best network (validation selects, test reports), the gain from
+    depth with its combined SD, whether depth is needed, the smallest network reaching ``target_auc``, and
+    whether this matches the published result; plus ``reproduced`` over all cells measured."""
+    out: dict[str, Any] = {"target_auc": target_auc, "auc_margin": auc_margin, "cells": {}}
+    matches = []
+    for cell in sorted({str(r.get("cell")) for r in rows}):
+        cr = [r for r in rows if str(r.get("cell")) == cell]
+        d1, sel1 = _pick([r for r in cr if r.get("depth") == 1])
+        best, sel = _pick(cr)
+        f: dict[str, Any] = {"depth1": _brief(d1), "best": _brief(best), "selected_on": sel}
+        if d1 is not None and best is not None and _finite(d1.get("spike_auc")) and _finite(best.get("spike_auc")):
+            gain = float(best["spike_auc"]) - float(d1["spike_auc"])
+            sd = math.hypot(_sd(best.get("spike_auc_sd")), _sd(d1.get("spike_auc_sd")))
+            needed = bool(gain > auc_margin and gain > 2 * sd)
+            f.update({"auc_gain_from_depth": gain, "auc_gain_sd": sd,
+                      "gain_in_sd": (gain / sd) if sd > 0 else None, "depth_needed": needed})
+            ev1, evb = d1.get("soma_explained_variance"), best.get("soma_explained_variance")
+            if _finite(ev1) and _finite(evb):
+                f["ev_gain_from_depth"] = float(evb) - float(ev1)
+            expected = EXPECTED_DEPTH_NEEDED.get(cell)
+            if expected is not None:
+                f["published_depth_needed"] = expected
+                f["matches_published"] = needed == expected
+                matches.append(needed == expected)
+        if cell == "iaf":
+            unit = [r for r in cr if r.get("depth") == 1 and r.get("width") == 1]
+            u, _ = _pick(unit)
+            if u is not None and best is not None and _finite(u.get("spike_auc")) and _finite(best.get("spike_auc")):
+                f["single_unit"] = _brief(u)
+                f["single_unit_auc_gap"] = float(best["spike_auc"]) - float(u["spike_auc"])
+                f["single_unit_suffices"] = bool(f["single_unit_auc_gap"] <= max(
+                    auc_margin, 2 * math.hypot(_sd(u.get("spike_auc_sd")), _sd(best.get("spike_auc_sd")))))
+        f["smallest_reaching_target"] = _brief(smallest_reaching(cr, target_auc))
+        f["min_depth_reaching_target"] = _min_depth(cr, target_auc)
+        f["summary"] = _summary_line(cell, f, target_auc)
+        out["cells"][cell] = f
+    out["reproduced"] = bool(matches) and all(matches)
+    out["n_cells_compared"] = len(matches)
+    return out
+
+
+def _min_depth(rows: list[dict], target_auc: float) -> int | None:
+    """The smallest depth whose validation-selected network reaches ``target_auc`` on the test trials."""
+    for d in sorted({r.get("depth") for r in rows if r.get("status") == "done"}):
+        r, _ = _pick([x for x in rows if x.get("depth") == d])
+        if r is not None and _finite(r.get("spike_auc")) and r["spike_auc"] >= target_auc:
+            return int(d)
+    return None
+
+
+def _fmt(v: Any, nd: int = 4) -> str:
+    return f"{v:.{nd}f}" if _finite(v) else "n/a"
+
+
+def _summary_line(cell: str, f: dict, target: float) -> str:
+    if "depth_needed" not in f:
+        return f"{cell}: not enough finished networks to compare depths"
+    d1, b = f["depth1"], f["best"]
+    s = (f"{cell}: best {b['name']} test AUC {_fmt(b['spike_auc'])} +- {_fmt(b['spike_auc_sd'])} vs depth-1 "
+         f"{d1['name']} {_fmt(d1['spike_auc'])} +- {_fmt(d1['spike_auc_sd'])} (gain {_fmt(f['auc_gain_from_depth'])}"
+         f" +- {_fmt(f['auc_gain_sd'])}): depth {'needed' if f['depth_needed'] else 'not needed'}")
+    if "matches_published" in f:
+        s += f" ({'as' if f['matches_published'] else 'unlike'} published)"
+    if "single_unit_suffices" in f:
+        s += (f"; single unit 1x1: AUC {_fmt(f['single_unit']['spike_auc'])} "
+              f"({'suffices' if f['single_unit_suffices'] else 'falls short'})")
+    sm = f.get("smallest_reaching_target")
+    s += f"; smallest network with test AUC >= {target:g}: " + (
+        f"{sm['name']} ({sm['n_parameters']} params, AUC {_fmt(sm['spike_auc'])})" if sm else "none")
+    return s
+
+
+# ---------------------------------------------------------------------------------------------- the study
+def _atomic(path: Path, text: str) -> None:
+    from neuroemu.models.checkpoint import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def _write(out_dir: Path, doc: dict[str, Any]) -> None:
+    from neuroemu.study.sweep import TABLE_COLUMNS, _csv_value
+
+    _atomic(out_dir / "study.json", json.dumps(doc, indent=1))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in doc.get("rows", []):
+        w.writerow({k: _csv_value(r.get(k)) for k in TABLE_COLUMNS})
+    _atomic(out_dir / "study.csv", buf.getvalue())
+
+
+def read_study(study_dir: str | Path) -> dict[str, Any]:
+    """Load ``STUDY/study.json``; raise :class:`ConfigError` naming the file if missing or unreadable."""
+    path = Path(study_dir) / "study.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found (is {study_dir} a study directory?)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable ({e})") from None
+
+
+def write_study_figures(rows: list[dict], target_auc: float, fig_dir: Path) -> list[Path]:
+    """``summary.png`` (study summary) and ``complexity_panels.png`` (spec 9.7) under ``fig_dir``."""
+    from neuroemu.report import figures as F
+    from neuroemu.report.sweep_report import done_rows, plot_rows
+
+    done = done_rows(rows)
+    if not done:
+        return []
+    paths = [F.save_figure(F.study_summary(plot_rows(done), target_auc=target_auc),
+                           fig_dir / "summary.png")]
+    rf = (10, 260) if any(10 <= (r.get("receptive_field") or 0) <= 260 for r in done) else None
+    paths.append(F.save_figure(F.complexity_panels(plot_rows(done), group="cell", rf_range=rf),
+                               fig_dir / "complexity_panels.png"))
+    return paths
+
+
+def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config: StudyConfig | None = None,
+              workers: int | None = None, threads: int | None = None, sim_workers: int | None = None,
+              client: Any = None,
+              scheduler: str | None = None, report: bool = True,
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the whole comparison at ``scale`` (or ``config``) into ``out_dir``; return the ``study.json`` dict.
+
+    workers / threads: parallel training processes per sweep and torch threads each (default: one process
+    per core, ``cores // workers`` threads; see :func:`~neuroemu.study.sweep.run_sweep`); sim_workers: simulation
+    processes (default: all cores). client / scheduler: a Dask cluster for both simulation and training
+    (shared file system needed). A rerun with the same config resumes; a different config raises
+    :class:`ConfigError` (use another ``out_dir``).
+    """
+    from neuroemu.study.sweep import run_sweep
+
+    cfg = config if config is not None else StudyConfig.for_scale(scale)
+    cfg.validate()
+    out = Path(out_dir)
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "study.json").is_file():
+        old = read_study(out).get("config") or {}
+        if old and old != cfg.to_dict():
+            diff = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
+            raise ConfigError(f"{out} holds a study with a different config (fields {diff}); use another --out "
+                              f"directory or the same scale and settings to resume it")
+    import neuroemu
+
+    t_start = time.monotonic()
+    doc: dict[str, Any] = {"format": "neuroemu-study", "format_version": 1, "status": "running",
+                           "scale": cfg.scale, "config": cfg.to_dict(), "plan": study_plan(cfg), "datasets": {},
+                           "sweeps": {}, "rows": [], "timings_s": {}, "neuroemu": neuroemu.__version__}
+    _write(out, doc)
+    say(f"study ({cfg.scale}) in {out}: cells {', '.join(cfg.cells)}; {cfg.description}")
+    for cell in cfg.cells:
+        t0 = time.monotonic()
+        doc["datasets"][cell] = _build(cfg, cell, out / "data" / cell, sim_workers, client, scheduler, say)
+        doc["timings_s"][f"dataset_{cell}"] = round(time.monotonic() - t0, 1)
+        _write(out, doc)
+    for cell in cfg.cells:
+        t0 = time.monotonic()
+        sw = run_sweep(out / "data" / cell, cfg.sweep_config(cell), out / "sweeps" / cell, workers=workers,
+                       threads=threads, client=client, scheduler=scheduler, log=say)
+        rows = [{**r, "cell": cell} for r in sw["rows"]]
+        doc["rows"] = [r for r in doc["rows"] if r.get("cell") != cell] + rows
+        doc["sweeps"][cell] = {"path": str(out / "sweeps" / cell), "status": sw["status"],
+                               "configurations": len(rows), "trained_now": len(sw.get("trained_now", []))}
+        doc["timings_s"][f"sweep_{cell}"] = round(time.monotonic() - t0, 1)
+        _write(out, doc)
+    doc["findings"] = findings(doc["rows"], cfg.target_auc, cfg.auc_margin)
+    incomplete = [c for c, s in doc["sweeps"].items() if s["status"] != "complete"]
+    doc["status"] = "complete" if not incomplete else f"incomplete: sweeps {incomplete} have failed configurations"
+    doc["timings_s"]["total_this_call"] = round(time.monotonic() - t_start, 1)
+    _write(out, doc)
+    write_study_figures(doc["rows"], cfg.target_auc, out / "figures")
+    for cell, f in doc["findings"]["cells"].items():
+        say("  " + f["summary"])
+    say(f"published finding reproduced: {'yes' if doc['findings']['reproduced'] else 'no'} "
+        f"({doc['findings']['n_cells_compared']} cells compared)")
+    if report:
+        from neuroemu.report.study_report import report_study
+
+        index = report_study(out)
+        doc["report"] = str(index)
+        _write(out, doc)
+        say(f"report: {index}")
+    return doc

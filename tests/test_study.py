@@ -1,0 +1,211 @@
+"""Complexity sweep, study, quickstart and their CLI (neuroemu.study, neuroemu.cli.study)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+
+import pytest
+
+os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+
+from neuroemu.cli import main  # noqa: E402
+from neuroemu.errors import ConfigError  # noqa: E402
+from neuroemu.study.study import (EXPECTED_DEPTH_NEEDED, SCALES, StudyConfig, findings, run_study,  # noqa: E402
+                                  smallest_reaching, study_plan)
+from neuroemu.study.sweep import (TABLE_COLUMNS, SweepConfig, kernels_for, run_sweep, select_best,  # noqa: E402
+                                  sweep_entries)
+
+
+@pytest.fixture(scope="module")
+def iaf_data(tmp_path_factory):
+    from neuroemu.dataset.format import DatasetConfig
+    from neuroemu.dataset.runner import build_dataset
+
+    out = tmp_path_factory.mktemp("iaf") / "data"
+    build_dataset(DatasetConfig(cell={"kind": "iaf"}, n_trials=12, duration_ms=1000, seed=3), out, workers=1,
+                  progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(iaf_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "sweep"
+    cfg = SweepConfig(depths=[1, 2], widths=[1, 4], receptive_fields=[20], budget_steps=30)
+    doc = run_sweep(iaf_data, cfg, out, workers=1, threads=1, log=lambda m: None)
+    return out, cfg, doc
+
+
+@pytest.mark.parametrize("depth,rf", [(1, 43), (2, 40), (3, 3), (4, 120), (7, 153), (5, 10), (8, 257)])
+def test_kernels_for_receptive_field_and_wide_first_layer(depth, rf):
+    ks = kernels_for(depth, rf)
+    assert len(ks) == depth and all(k >= 1 for k in ks)
+    assert sum(k - 1 for k in ks) + 1 == rf
+    assert ks[0] >= max(ks[1:], default=0)  # the first layer is the widest in time
+    assert max(ks[1:], default=0) - min(ks[1:], default=0) <= 1  # the upper layers share the rest evenly
+
+
+def test_sweep_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="depths"):
+        SweepConfig(depths=[0, 1])
+    with pytest.raises(ConfigError, match="budget"):
+        SweepConfig(budget_steps=None, budget_minutes=None)
+    with pytest.raises(ConfigError, match="kernels"):
+        SweepConfig(model={"kernels": [3]})
+    names = [e.name for e in sweep_entries(SweepConfig(depths=[2, 1], widths=[8], receptive_fields=[40, 20]))]
+    assert names == ["1x8x20", "1x8x40", "2x8x20", "2x8x40"]
+    assert [e.name for e in sweep_entries(SweepConfig(depths=[1, 7], widths=[128]))] == ["1x128x43", "7x128x153"]
+
+
+def test_sweep_writes_table_with_all_keys(sweep_dir):
+    out, cfg, doc = sweep_dir
+    assert doc["status"] == "complete"
+    assert sorted(doc["trained_now"]) == ["1x1x20", "1x4x20", "2x1x20", "2x4x20"]
+    with open(out / "sweep.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == TABLE_COLUMNS
+        rows = list(reader)
+    assert [r["name"] for r in rows] == ["1x1x20", "1x4x20", "2x1x20", "2x4x20"]
+    js = json.loads((out / "sweep.json").read_text())
+    assert js["cell"] == "iaf" and js["config"]["budget_steps"] == 30
+    for r in js["rows"]:
+        assert set(TABLE_COLUMNS) <= set(r)
+        assert r["status"] == "done" and r["train_steps"] == 30 and r["cell"] == "iaf"
+        assert r["receptive_field"] == 20 and sum(k - 1 for k in r["kernels"]) + 1 == 20
+        assert 0.0 <= r["spike_auc"] <= 1.0 and r["spike_auc_sd"] >= 0.0
+        assert math.isfinite(r["soma_explained_variance"]) and r["train_minutes"] > 0
+        assert (out / "runs" / r["name"] / "eval_test.json").is_file()
+        assert (out / "runs" / r["name"] / "eval_val.json").is_file()
+    from neuroemu.models.tcn import TCNConfig
+
+    one = next(r for r in js["rows"] if r["name"] == "2x4x20")
+    assert one["n_parameters"] == TCNConfig(n_inputs=100, depth=2, width=4, kernels=one["kernels"]).n_parameters
+    for stem in ("complexity_panels", "auc_vs_depth", "auc_vs_parameters"):
+        assert (out / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = select_best(js["rows"], "depth")
+    assert [r["depth"] for r in best] == [1, 2]
+
+
+def test_sweep_resume_keeps_finished_and_checks_settings(sweep_dir, iaf_data):
+    out, cfg, _ = sweep_dir
+    results = {p.parent.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*/result.json")}
+    assert len(results) == 4
+    doc = run_sweep(iaf_data, cfg, out, workers=1, threads=1, figures=False, log=lambda m: None)
+    assert doc["trained_now"] == []
+    assert {p.parent.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*/result.json")} == results
+    # an interrupted configuration (no result.json) is finished from its checkpoint; the grid may grow
+    (out / "runs" / "2x4x20" / "result.json").unlink()
+    doc = run_sweep(iaf_data, cfg.replace(widths=[1, 2, 4]), out, workers=1, threads=1, figures=False,
+                    log=lambda m: None)
+    assert sorted(doc["trained_now"]) == ["1x2x20", "2x2x20", "2x4x20"]
+    assert len(doc["rows"]) == 6 and doc["status"] == "complete"
+    assert (out / "runs" / "1x1x20" / "result.json").stat().st_mtime_ns == results["1x1x20"]
+    # changing how configurations are trained would mix incomparable results
+    with pytest.raises(ConfigError, match="budget_steps"):
+        run_sweep(iaf_data, cfg.replace(budget_steps=31), out, workers=1, log=lambda m: None)
+
+
+def test_report_cli_on_sweep(sweep_dir, capsys):
+    out, _, _ = sweep_dir
+    assert main(["report", str(out), "--out", str(out / "rep")]) == 0
+    html = (out / "rep" / "index.html").read_text()
+    assert "Complexity sweep" in html and "data:image/png;base64," in html and "2x4x20" in html
+    assert "index.html" in capsys.readouterr().out
+
+
+def _row(cell, depth, width, auc, sd=0.002, val=None, params=None, ev=80.0):
+    return {"cell": cell, "name": f"{depth}x{width}x40", "depth": depth, "width": width, "receptive_field": 40,
+            "n_parameters": params or depth * width * 1000, "spike_auc": auc, "spike_auc_sd": sd,
+            "val_spike_auc": auc if val is None else val, "soma_explained_variance": ev,
+            "soma_explained_variance_sd": 1.0, "status": "done"}
+
+
+def test_findings_reproduce_published_pattern():
+    rows = [_row("nmda", 1, 8, 0.950), _row("nmda", 1, 32, 0.955), _row("nmda", 3, 32, 0.975),
+            _row("nmda", 5, 32, 0.985), _row("ampa", 1, 8, 0.980), _row("ampa", 3, 32, 0.981),
+            _row("iaf", 1, 1, 0.990), _row("iaf", 2, 4, 0.991)]
+    f = findings(rows, target_auc=0.97, auc_margin=0.005)
+    assert f["cells"]["nmda"]["depth_needed"] is True
+    assert f["cells"]["nmda"]["best"]["name"] == "5x32x40"
+    assert f["cells"]["nmda"]["auc_gain_from_depth"] == pytest.approx(0.030)
+    assert f["cells"]["ampa"]["depth_needed"] is False
+    assert f["cells"]["iaf"]["single_unit_suffices"] is True
+    assert f["cells"]["nmda"]["smallest_reaching_target"]["name"] == "3x32x40"
+    assert f["cells"]["nmda"]["min_depth_reaching_target"] == 3 and f["cells"]["ampa"]["min_depth_reaching_target"] == 1
+    assert f["reproduced"] is True and f["n_cells_compared"] == 3
+    # a gain within the error bars does not count as needing depth
+    noisy = [_row("nmda", 1, 8, 0.950, sd=0.03), _row("nmda", 5, 32, 0.985, sd=0.03)]
+    assert findings(noisy, 0.97)["cells"]["nmda"]["depth_needed"] is False
+    assert findings(noisy, 0.97)["reproduced"] is False
+    # selection is on validation AUC: a network that is best on test only is not picked
+    sel = [_row("ampa", 1, 8, 0.95, val=0.97), _row("ampa", 2, 8, 0.99, val=0.96)]
+    assert findings(sel, 0.9)["cells"]["ampa"]["best"]["name"] == "1x8x40"
+    assert smallest_reaching(sel, 0.965)["name"] == "2x8x40"  # descriptive, on test (as the figure's star)
+    assert EXPECTED_DEPTH_NEEDED["nmda"] and not EXPECTED_DEPTH_NEEDED["ampa"]
+
+
+def test_study_scales_and_plan():
+    assert set(SCALES) == {"tiny", "small", "paper"}
+    paper = study_plan(StudyConfig.for_scale("paper"))
+    assert paper["cells"]["nmda"]["configurations"] == 8 * 5 * 6
+    assert paper["cells"]["nmda"]["trials"] == 10000 and paper["simulation_core_hours_est"] > 100
+    tiny = study_plan(StudyConfig.for_scale("tiny"))
+    assert tiny["cells"]["iaf"]["configurations"] == 3 * 3 and tiny["simulation_core_hours_est"] < 0.2
+    with pytest.raises(ConfigError, match="scale"):
+        StudyConfig.for_scale("huge")
+    with pytest.raises(ConfigError, match="cells"):
+        StudyConfig.for_scale("tiny", cells=["nmda", "gaba"])
+
+
+def test_study_end_to_end_tiny(tmp_path):
+    """Datasets for nmda, ampa (very short L5PC trials) and iaf, three sweeps, findings, figures, report."""
+    cfg = StudyConfig.for_scale("tiny", l5pc_trials=4, l5pc_duration_ms=300, iaf_trials=12, iaf_duration_ms=1000,
+                                depths=[1, 2], widths=[2], iaf_widths=[1, 2], budget_steps=10)
+    out = tmp_path / "study"
+    doc = run_study("tiny", out, config=cfg, workers=1, threads=1, sim_workers=1, log=lambda m: None)
+    assert doc["status"] == "complete"
+    assert set(doc["datasets"]) == {"nmda", "ampa", "iaf"}
+    assert doc["datasets"]["nmda"]["n_trials"] == 4 and doc["datasets"]["nmda"]["n_channels"] > 1000
+    assert doc["datasets"]["iaf"]["n_channels"] == 100
+    assert sorted({r["cell"] for r in doc["rows"]}) == ["ampa", "iaf", "nmda"] and len(doc["rows"]) == 8
+    assert set(doc["findings"]["cells"]) == {"ampa", "iaf", "nmda"}
+    for name in ("study.json", "study.csv", "figures/summary.png", "figures/complexity_panels.png",
+                 "report/index.html"):
+        assert (out / name).is_file(), name
+    with open(out / "study.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 8
+    # resumable: nothing is simulated or trained again
+    doc2 = run_study("tiny", out, config=cfg, workers=1, threads=1, sim_workers=1, report=False,
+                     log=lambda m: None)
+    assert all(s["trained_now"] == 0 for s in doc2["sweeps"].values())
+    with pytest.raises(ConfigError, match="different config"):
+        run_study("tiny", out, config=cfg.replace(budget_steps=11), log=lambda m: None)
+
+
+def test_quickstart_iaf_small_budget(tmp_path):
+    from neuroemu.study.quickstart import run_quickstart
+
+    lines = []
+    res = run_quickstart(tmp_path / "qs", cell="iaf", sim_minutes=0.02, train_minutes=0.15, duration_ms=1000,
+                         min_trials=10, max_trials=10, workers=1, threads=1, log=lines.append)
+    assert res["dataset"]["n_trials"] == 10
+    assert os.path.isfile(res["report"]) and res["report"].endswith("index.html")
+    assert json.loads((tmp_path / "qs" / "quickstart.json").read_text())["report"] == res["report"]
+    assert any(line.startswith("[1/4]") for line in lines) and any(line.startswith("[4/4]") for line in lines)
+    assert lines[-1].startswith("report: ") and res["training"]["steps"] >= 1
+    assert res["timings_s"]["total"] < 120
+
+
+@pytest.mark.parametrize("cmd", ["sweep", "study", "quickstart", "report"])
+def test_cli_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert cmd in capsys.readouterr().out
+
+
+def test_cli_study_dry_run(capsys):
+    assert main(["study", "--scale", "small", "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["config"]["scale"] == "small" and plan["plan"]["cells"]["ampa"]["configurations"] == 10
