@@ -133,11 +133,17 @@ def test_findings_reproduce_published_pattern():
     assert f["cells"]["iaf"]["single_unit_suffices"] is True
     assert f["cells"]["nmda"]["smallest_reaching_target"]["name"] == "3x32x40"
     assert f["cells"]["nmda"]["min_depth_reaching_target"] == 3 and f["cells"]["ampa"]["min_depth_reaching_target"] == 1
-    assert f["reproduced"] is True and f["n_cells_compared"] == 3
+    assert f["reproduced"] is True and f["n_cells_compared"] == 3 and f["verdict"].startswith("reproduced")
     # a gain within the error bars does not count as needing depth
     noisy = [_row("nmda", 1, 8, 0.950, sd=0.03), _row("nmda", 5, 32, 0.985, sd=0.03)]
     assert findings(noisy, 0.97)["cells"]["nmda"]["depth_needed"] is False
     assert findings(noisy, 0.97)["reproduced"] is False
+    # a cell that cannot be compared makes the verdict inconclusive, not "reproduced"
+    part = findings(rows[-2:] + [_row("nmda", 1, 8, float("nan"))], 0.97, cells=["nmda", "ampa", "iaf"])
+    assert part["reproduced"] is None and part["cells_not_compared"] == ["nmda", "ampa"]
+    # a single I&F unit far below the best network contradicts the published result
+    bad_unit = findings([_row("iaf", 1, 1, 0.80), _row("iaf", 1, 4, 0.99), _row("iaf", 2, 4, 0.99)], 0.97)
+    assert bad_unit["cells"]["iaf"]["single_unit_suffices"] is False and bad_unit["reproduced"] is False
     # selection is on validation AUC: a network that is best on test only is not picked
     sel = [_row("ampa", 1, 8, 0.95, val=0.97), _row("ampa", 2, 8, 0.99, val=0.96)]
     assert findings(sel, 0.9)["cells"]["ampa"]["best"]["name"] == "1x8x40"

@@ -14,7 +14,7 @@ from neuroemu.errors import CheckpointError, ConfigError, DatasetError, InputSpi
 from neuroemu.models.checkpoint import load_checkpoint
 from neuroemu.models.emulator import Emulator
 from neuroemu.models.tcn import TCNConfig
-from neuroemu.training.config import PUBLISHED_STEPS_PER_EPOCH, TrainingConfig
+from neuroemu.training.config import PUBLISHED_STEPS_PER_EPOCH, Stage, TrainingConfig
 from neuroemu.training.data import TargetCache, WindowSampler, make_batch
 from neuroemu.training.loop import train
 from neuroemu.training.memory_dataset import InMemoryDataset, make_toy_dataset
@@ -80,7 +80,10 @@ def test_same_seed_same_run_and_different_seed_differs(toy, tmp_path):
 @pytest.mark.parametrize("preset", ["modern", "published"])
 def test_resume_is_bit_for_bit(toy, tmp_path, preset):
     n = 8
-    extra = dict(optimizer_reset_steps=5) if preset == "published" else {}  # a reset inside the resumed part
+    if preset == "published":  # stage change and optimiser reset inside the resumed part
+        extra = dict(optimizer_reset_steps=3, stages=[Stage(10, 1e-3, [1.0, 0.02, 0.0]), Stage(50, 3e-4, [2.0, 0.01, 0.0])])
+    else:  # warm-up and cosine decay over the 2n steps
+        extra = dict(warmup_steps=3, schedule_steps=2 * n)
     train(toy, SMALL, cfg(preset=preset, max_steps=2 * n, **extra), tmp_path / "full")
     train(toy, SMALL, cfg(preset=preset, max_steps=n, **extra), tmp_path / "part")
     res = train(toy, None, {"max_steps": 2 * n}, tmp_path / "part", resume=True)
@@ -101,7 +104,7 @@ def test_resume_after_a_kill_between_checkpoints(toy, tmp_path):
         if row["step"] == 7:
             raise Killed
 
-    c = cfg(max_steps=12, log_every_steps=1, checkpoint_every_steps=5)
+    c = cfg(max_steps=12, log_every_steps=1, checkpoint_every_steps=5, warmup_steps=2)
     train(toy, SMALL, c, tmp_path / "full")
     with pytest.raises(Killed):
         train(toy, SMALL, c, tmp_path / "killed", callback=kill_at_7)
@@ -231,6 +234,10 @@ def test_training_presets():
     assert pub.schedule_at(160 * e)[:2] == (1e-6, [9.0, 0.003, 1e-9])
     comp = pub.replace(compress_schedule=True, max_steps=2500)
     assert comp.schedule_length == 2500  # stages of 400, 400, 400, 400, 900 steps
+    frozen = comp.frozen()
+    assert [st.steps for st in frozen.stages] == [400] * 4 + [900] and frozen.optimizer_reset_steps == 10
+    assert frozen.replace(max_steps=10_000).schedule_at(1000) == comp.schedule_at(1000)
+    assert TrainingConfig.from_preset("modern", max_steps=300).frozen().schedule_steps == 300
     assert comp.schedule_at(399)[0] == 1e-4 and comp.schedule_at(500)[0] == 3e-5 and comp.schedule_at(1000)[0] == 1e-5
     mod = TrainingConfig.from_preset("modern", max_steps=1000)
     lrs = [mod.schedule_at(s)[0] for s in (0, 199, 600, 999)]

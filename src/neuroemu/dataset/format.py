@@ -95,6 +95,8 @@ class DatasetConfig(Config):
     ``SeedSequence([seed, i])``. release_probability: ``None`` = every event transmitted (the published
     model as built, spec 4.1), else a Bernoulli transmission probability. record_dendrites: store all
     segment voltages (float16). source: provenance of imported datasets (``None`` for simulated ones).
+    solver: NEURON solver settings (:class:`neuroemu.simulation.solver.SolverConfig` as a dict; filled with
+    the defaults for simulated L5PC datasets so the dataset records how it was integrated).
     """
 
     cell: dict[str, Any] = field(default_factory=_default_cell)
@@ -105,6 +107,7 @@ class DatasetConfig(Config):
     release_probability: float | None = None
     record_dendrites: bool = False
     source: dict[str, Any] | None = None
+    solver: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.generator, dict):  # Config's Union handling would keep an invalid dict silently
@@ -113,6 +116,14 @@ class DatasetConfig(Config):
             except ValueError as e:
                 raise ConfigError(f"DatasetConfig.generator: {e}") from None
         self.cell = canonical_cell(self.cell)
+        if self.solver is None and self.source is None and self.cell.get("kind", "l5pc") == "l5pc":
+            from neuroemu.simulation.solver import SolverConfig
+
+            self.solver = SolverConfig().to_dict()
+        elif self.solver is not None:
+            from neuroemu.simulation.solver import SolverConfig
+
+            self.solver = SolverConfig.from_dict(self.solver).to_dict()
         if self.generator is None and self.source is None:
             self.generator = preset(default_preset_name(self.cell.get("kind", "l5pc"), self.cell.get("variant")))
         self.validate()
@@ -131,6 +142,13 @@ class DatasetConfig(Config):
         if self.generator is not None:
             self.generator.validate()
         return self
+
+    def simulator_spec(self) -> dict[str, Any]:
+        """The cell dict handed to the simulator factory, with the NEURON solver settings under ``"solver"``."""
+        spec = dict(self.cell)
+        if self.solver:
+            spec["solver"] = dict(self.solver)
+        return spec
 
     def trial_invariant_dict(self) -> dict[str, Any]:
         """The config without ``n_trials`` (stored in every shard; a dataset may be extended later)."""

@@ -46,10 +46,15 @@ SimulatorFactory = Callable[[dict], Any]
 
 
 def default_simulator_factory(cell: dict) -> Any:
-    """Build the simulator of a cell dict via :func:`neuroemu.simulation.make_simulator` (imported lazily)."""
+    """Build the simulator of a cell dict via :func:`neuroemu.simulation.make_simulator` (imported lazily).
+
+    An optional ``"solver"`` key (see :meth:`DatasetConfig.simulator_spec`) holds the NEURON solver settings.
+    """
     from neuroemu.simulation import make_simulator
 
-    return make_simulator(dict(cell))
+    cell = dict(cell)
+    solver = cell.pop("solver", None)
+    return make_simulator(cell, solver)
 
 
 # ---- describing a simulator's inputs ---------------------------------------------------------------------
@@ -167,7 +172,7 @@ def run_trial(config: DatasetConfig, index: int, entry: _SimEntry) -> tuple[Tria
 def _trial_task(factory: SimulatorFactory, config_dict: dict, index: int, out_dir: str | None):
     """Worker entry point: run one trial; write it (``out_dir``) and return its entry, or return the trial."""
     cfg = _config(config_dict)
-    entry = _simulator(factory, cfg.cell)
+    entry = _simulator(factory, cfg.simulator_spec())
     trial, wall = run_trial(cfg, index, entry)
     if out_dir is None:
         return trial, wall
@@ -293,15 +298,15 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
         if client is not None:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             max_in_flight = max_in_flight or max(4, 2 * n_workers)
-            desc = client.submit(_describe_task, simulator_factory, config.cell, pure=False).result()
+            desc = client.submit(_describe_task, simulator_factory, config.simulator_spec(), pure=False).result()
         elif min(workers, config.n_trials) > 1:
             workers = min(workers, config.n_trials)
             pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
             max_in_flight = max_in_flight or 2 * workers
-            desc = pool.submit(_describe_task, simulator_factory, config.cell).result()
+            desc = pool.submit(_describe_task, simulator_factory, config.simulator_spec()).result()
         else:
             max_in_flight = 1
-            desc = _describe_task(simulator_factory, config.cell)
+            desc = _describe_task(simulator_factory, config.simulator_spec())
         check_generator_fits(config, desc)
         new_writer = DatasetWriter(out_dir, config, n_exc=desc["n_exc"], n_inh=desc["n_inh"],
                                    segments=desc["segments"])

@@ -120,14 +120,18 @@ class InputGeneratorConfig(Config):
 
     @classmethod
     def nmda_mixed(cls) -> "InputGeneratorConfig":
-        """A mixture of the NMDA range settings seen in the published file names (spec 5.5), equal weights.
+        """The default NMDA dataset inputs: a mixture of two range settings of the published data (spec 5.5).
 
-        Untuned: which mixture brings the output rate into the published 0.7-2 Hz band must be measured.
+        Two trials in three use the released script's default ranges (exc [0, 800], inh - exc [-600, 200]),
+        one in three the wider setting seen in the published ``L5PC_NMDA_valid_mixed`` file names (exc
+        [0, 1000], inh - exc [-800, 200]). On the built-in cell (7 trials of 3 s each, same input seeds) the
+        script default gave 1.2 Hz with 4 of 7 trials silent and the wider setting 3.1 Hz, so the 2 : 1
+        mixture is expected near 1.8 Hz, inside the published 0.7-2 Hz band (dataset rates in README).
         """
         return cls(range_mixture=[
-            _l5pc_setting("nmda_script_default", (0, 800), (-600, 200), (0, 800), (-600, 200)),
-            _l5pc_setting("exBas_0_750_inhBasDiff_-550_200", (0, 750), (-550, 200), (0, 800), (-550, 200)),
-            _l5pc_setting("exBas_0_1000_inhBasDiff_-800_200", (0, 1000), (-800, 200), (0, 1000), (-800, 200)),
+            _l5pc_setting("nmda_script_default", (0, 800), (-600, 200), (0, 800), (-600, 200), weight=2.0),
+            _l5pc_setting("exBas_0_1000_inhBasDiff_-800_200", (0, 1000), (-800, 200), (0, 1000), (-800, 200),
+                          weight=1.0),
         ])
 
     @classmethod
@@ -184,10 +188,14 @@ def preset(name: str) -> InputGeneratorConfig:
 
 
 def default_preset_name(cell_kind: str, variant: str | None = None) -> str:
-    """The preset a dataset uses when none is given: ``iaf`` for the IAF cell, else the variant's name."""
+    """The preset a dataset uses when none is given.
+
+    ``iaf`` for the IAF cell; ``nmda_mixed`` for the NMDA cell (the script default ``nmda`` leaves the cell
+    nearly silent, spec 5.5); the variant's own published ranges for ``ampa`` and ``ampa_sk``.
+    """
     if cell_kind == "iaf":
         return "iaf"
-    return {"nmda": "nmda", "ampa": "ampa", "ampa_sk": "ampa_sk"}.get(variant or "nmda", "nmda")
+    return {"nmda": "nmda_mixed", "ampa": "ampa", "ampa_sk": "ampa_sk"}.get(variant or "nmda", "nmda_mixed")
 
 
 # ---- the algorithm ---------------------------------------------------------------------------------------------

@@ -69,8 +69,8 @@ def study_sections(doc: dict[str, Any], study_dir: Path | None = None) -> list[S
     target = float(cfg.get("target_auc", 0.99))
     lines = [f.get("summary", "") for f in (find.get("cells") or {}).values()]
     verdict = ("The published finding (the NMDA cell needs depth; the AMPA-only cell and the integrate-and-fire "
-               "neuron are emulated by one layer) is " + ("REPRODUCED" if find.get("reproduced") else "NOT reproduced")
-               + f" at this scale ({find.get('n_cells_compared', 0)} cells compared).") if find else \
+               f"neuron are emulated by one layer, the latter by a single unit) at this scale: "
+               f"{find.get('verdict', 'n/a').upper().split(':')[0]} -- {find.get('verdict', '')}") if find else \
         "The study has not finished: no findings yet."
     text = "\n\n".join([f"Scale '{doc.get('scale')}': {cfg.get('description', '')}", verdict, *lines,
                         "Selection: for each cell the depth-1 network and the best network overall are chosen on "

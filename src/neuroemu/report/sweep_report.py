@@ -23,11 +23,13 @@ SHOWN = ["name", "cell", "depth", "width", "receptive_field", "n_parameters", "s
 
 
 def done_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of finished configurations with a test AUC (others cannot be plotted)."""
+    """Rows of finished configurations with a test AUC or a soma explained variance (something to plot;
+    the AUC is undefined when the test trials hold no spike)."""
     out = []
     for r in rows:
-        a = r.get("spike_auc")
-        if r.get("status", "done") == "done" and isinstance(a, (int, float)) and math.isfinite(a):
+        ok = [isinstance(v, (int, float)) and math.isfinite(v)
+              for v in (r.get("spike_auc"), r.get("soma_explained_variance"))]
+        if r.get("status", "done") == "done" and any(ok):
             out.append(r)
     return out
 

@@ -30,6 +30,8 @@ __all__ = ["run_quickstart", "QUICKSTART_KERNELS"]
 #: (kernels from :func:`neuroemu.study.sweep.kernels_for`).
 QUICKSTART_DEPTH, QUICKSTART_WIDTH, QUICKSTART_RF = 3, 32, 80
 QUICKSTART_KERNELS = [28, 27, 27]  # kernels_for(3, 80)
+#: Train / validation / test fractions: a validation and two test trials even from 6 trials.
+QUICKSTART_SPLIT = (0.6, 0.15, 0.25)
 
 
 def _manifest(path: Path) -> dict[str, Any] | None:
@@ -58,14 +60,16 @@ def _simulate(cell: str, data_dir: Path, sim_minutes: float, duration_ms: int, m
     build_dataset(base.replace(n_trials=first), data_dir, workers=workers, progress=True)
     spent = time.monotonic() - t0
     rounds_done = math.ceil(first / workers)
-    per_round = spent / rounds_done
+    walls = [float(e.get("wall_time_s") or 0.0) for e in (_manifest(data_dir) or {}).get("shards", [])]
+    per_round = max(walls) if walls and max(walls) > 0 else spent / rounds_done
+    setup = max(0.0, spent - rounds_done * per_round)  # process start and cell set-up, paid again when extending
     left = budget_s - spent
     n = first
     if left > 0:
-        extra_rounds = int(0.9 * left / per_round)
+        extra_rounds = int(max(0.0, 0.9 * left - setup) / per_round)
         n = min(max_trials, first + extra_rounds * workers)
     n = max(n, min_trials)
-    say(f"      measured {per_round:.1f} s per round of {workers} trial(s) (cell set-up included); "
+    say(f"      measured {per_round:.1f} s per round of {workers} trial(s) and {setup:.0f} s of set-up; "
         f"extending to {n} trials to fill ~{sim_minutes:g} min")
     if n > first:
         build_dataset(base.replace(n_trials=n), data_dir, workers=workers, progress=True)
@@ -90,7 +94,8 @@ def _train(data_dir: Path, run_dir: Path, train_minutes: float, duration_ms: int
         res = resume(run_dir, max_minutes=train_minutes)
     else:
         tcfg = TrainingConfig.from_preset("modern", max_steps=probe, max_minutes=train_minutes, seed=seed,
-                                          split_fractions=[0.7, 0.1, 0.2], val_every_steps=100, log_every_steps=20,
+                                          split_fractions=list(QUICKSTART_SPLIT), val_every_steps=100,
+                                          log_every_steps=20, warmup_steps=probe,
                                           min_end_ms=min(500, duration_ms // 2), tensorboard=False,
                                           checkpoint_every_minutes=1.0, threads=threads)
         mcfg = TCNConfig(depth=QUICKSTART_DEPTH, width=QUICKSTART_WIDTH, kernels=list(QUICKSTART_KERNELS))

@@ -290,7 +290,8 @@ def _brief(r: dict | None) -> dict | None:
     if r is None:
         return None
     keys = ("name", "depth", "width", "receptive_field", "n_parameters", "spike_auc", "spike_auc_sd",
-            "soma_explained_variance", "soma_explained_variance_sd", "tp_at_fp_0.0025", "val_spike_auc")
+            "soma_explained_variance", "soma_explained_variance_sd", "tp_at_fp_0.0025", "val_spike_auc",
+            "n_test_traces", "n_test_spikes")
     return {k: r.get(k) for k in keys}
 
 
@@ -298,13 +299,20 @@ def _sd(v: Any) -> float:
     return float(v) if _finite(v) else 0.0
 
 
-def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005) -> dict[str, Any]:
+def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005,
+             cells: list[str] | None = None) -> dict[str, Any]:
     """Per cell: best depth-1 network vs best network (validation selects, test reports), the gain from
     depth with its combined SD, whether depth is needed, the smallest network reaching ``target_auc``, and
-    whether this matches the published result; plus ``reproduced`` over all cells measured."""
+    whether this matches the published result (for ``iaf`` also: does a single unit suffice?).
+
+    ``reproduced`` is True when every cell of ``cells`` (default: the cells in ``rows``) could be compared and
+    matches the published result, False when a compared cell contradicts it, and None (inconclusive) when some
+    cell could not be compared (for example no spike in its test trials); ``verdict`` says which in words.
+    """
     out: dict[str, Any] = {"target_auc": target_auc, "auc_margin": auc_margin, "cells": {}}
-    matches = []
-    for cell in sorted({str(r.get("cell")) for r in rows}):
+    matches: dict[str, bool] = {}
+    cells = list(cells) if cells is not None else sorted({str(r.get("cell")) for r in rows})
+    for cell in cells:
         cr = [r for r in rows if str(r.get("cell")) == cell]
         d1, sel1 = _pick([r for r in cr if r.get("depth") == 1])
         best, sel = _pick(cr)
@@ -322,7 +330,6 @@ def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005) -> 
             if expected is not None:
                 f["published_depth_needed"] = expected
                 f["matches_published"] = needed == expected
-                matches.append(needed == expected)
         if cell == "iaf":
             unit = [r for r in cr if r.get("depth") == 1 and r.get("width") == 1]
             u, _ = _pick(unit)
@@ -331,12 +338,29 @@ def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005) -> 
                 f["single_unit_auc_gap"] = float(best["spike_auc"]) - float(u["spike_auc"])
                 f["single_unit_suffices"] = bool(f["single_unit_auc_gap"] <= max(
                     auc_margin, 2 * math.hypot(_sd(u.get("spike_auc_sd")), _sd(best.get("spike_auc_sd")))))
+                if "matches_published" in f:
+                    f["matches_published"] = f["matches_published"] and f["single_unit_suffices"]
+        if "matches_published" in f:
+            matches[cell] = f["matches_published"]
         f["smallest_reaching_target"] = _brief(smallest_reaching(cr, target_auc))
         f["min_depth_reaching_target"] = _min_depth(cr, target_auc)
         f["summary"] = _summary_line(cell, f, target_auc)
         out["cells"][cell] = f
-    out["reproduced"] = bool(matches) and all(matches)
+    missing = [c for c in cells if c not in matches]
+    wrong = [c for c, ok in matches.items() if not ok]
+    if wrong:
+        out["reproduced"] = False
+        out["verdict"] = "not reproduced: " + "; ".join(out["cells"][c]["summary"] for c in wrong)
+    elif missing or not matches:
+        out["reproduced"] = None
+        out["verdict"] = (f"inconclusive: {', '.join(missing) or 'no cell'} could not be compared (no finished "
+                          "networks with a test AUC -- e.g. no spike in the test trials)")
+    else:
+        out["reproduced"] = True
+        out["verdict"] = "reproduced: " + ", ".join(
+            f"{c} {'needs' if out['cells'][c]['depth_needed'] else 'does not need'} depth" for c in cells)
     out["n_cells_compared"] = len(matches)
+    out["cells_not_compared"] = missing
     return out
 
 
@@ -355,6 +379,10 @@ def _fmt(v: Any, nd: int = 4) -> str:
 
 def _summary_line(cell: str, f: dict, target: float) -> str:
     if "depth_needed" not in f:
+        b = f.get("best")
+        if b is not None and not _finite(b.get("spike_auc")):
+            return (f"{cell}: no test AUC ({b.get('n_test_spikes')} spikes in its {b.get('n_test_traces')} test "
+                    "traces): depths cannot be compared -- simulate more or longer trials")
         return f"{cell}: not enough finished networks to compare depths"
     d1, b = f["depth1"], f["best"]
     s = (f"{cell}: best {b['name']} test AUC {_fmt(b['spike_auc'])} +- {_fmt(b['spike_auc_sd'])} vs depth-1 "
@@ -466,7 +494,7 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
                                "configurations": len(rows), "trained_now": len(sw.get("trained_now", []))}
         doc["timings_s"][f"sweep_{cell}"] = round(time.monotonic() - t0, 1)
         _write(out, doc)
-    doc["findings"] = findings(doc["rows"], cfg.target_auc, cfg.auc_margin)
+    doc["findings"] = findings(doc["rows"], cfg.target_auc, cfg.auc_margin, cells=list(cfg.cells))
     incomplete = [c for c, s in doc["sweeps"].items() if s["status"] != "complete"]
     doc["status"] = "complete" if not incomplete else f"incomplete: sweeps {incomplete} have failed configurations"
     doc["timings_s"]["total_this_call"] = round(time.monotonic() - t_start, 1)
@@ -474,8 +502,7 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
     write_study_figures(doc["rows"], cfg.target_auc, out / "figures")
     for cell, f in doc["findings"]["cells"].items():
         say("  " + f["summary"])
-    say(f"published finding reproduced: {'yes' if doc['findings']['reproduced'] else 'no'} "
-        f"({doc['findings']['n_cells_compared']} cells compared)")
+    say(f"published finding {doc['findings']['verdict']}")
     if report:
         from neuroemu.report.study_report import report_study
 

@@ -69,7 +69,8 @@ class SweepConfig(Config):
 
     depths, widths, receptive_fields: the grid (receptive fields in ms; ``None``: default kernels per depth).
     budget_steps / budget_minutes: training budget of every configuration (the same for all).
-    preset: training preset (``modern``: AdamW + cosine decay over the budget, suited to short budgets;
+    preset: training preset (``modern``: AdamW, warm-up over a tenth of the budget (at most 200 steps), then
+    cosine decay over the budget, suited to short budgets;
     ``published``: the staged schedule of spec 8.6, compressed to the budget). training: extra
     :class:`~neuroemu.training.config.TrainingConfig` fields. model: extra
     :class:`~neuroemu.models.tcn.TCNConfig` fields (e.g. ``{"activation": "linear"}``). seed: training seed
@@ -205,6 +206,8 @@ def _training_config(config: SweepConfig, duration_ms: int, threads: int | None)
     extra.setdefault("tensorboard", False)
     if config.preset == "published" and budget is not None:
         extra.setdefault("compress_schedule", True)
+    if config.preset == "modern" and budget is not None:
+        extra.setdefault("warmup_steps", max(1, min(200, budget // 10)))  # short budgets: reach the peak lr
     extra.setdefault("threads", threads)
     return TrainingConfig.from_preset(config.preset, max_steps=budget, max_minutes=config.budget_minutes,
                                       seed=config.seed, split_fractions=list(config.split_fractions), **extra)
@@ -275,9 +278,10 @@ def train_and_evaluate(data_dir: str, config_dict: dict, entry_dict: dict, run_d
     train_info = {"steps": int(res.steps), "elapsed_s": float(res.elapsed_s), "stop_reason": res.stop_reason}
     ecfg = _evaluation_config(config, int(ds.duration_ms))
     t0 = time.monotonic()
-    val = evaluate(out, ds, split="val", out=out / "eval_val.json", checkpoint=config.checkpoint, config=ecfg) \
-        if tcfg.split_fractions[1] > 0 else {}
-    test = evaluate(out, ds, split="test", out=out / "eval_test.json", checkpoint=config.checkpoint, config=ecfg)
+    val = evaluate(out, ds, split="val", out=out / "eval_val.json", checkpoint=config.checkpoint, config=ecfg,
+                   device="auto") if tcfg.split_fractions[1] > 0 else {}
+    test = evaluate(out, ds, split="test", out=out / "eval_test.json", checkpoint=config.checkpoint, config=ecfg,
+                    device="auto")
     row = _row(entry, _cell_label(ds.config), mcfg, val, test, train_info, out, time.monotonic() - t0)
     atomic_write_text(out / RESULT_NAME, json.dumps({"row": row, "train": train_info,
                                                      "evaluation": ecfg.to_dict()}, indent=1))
@@ -440,8 +444,8 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train and evaluate every configuration of ``config`` on ``data_dir``; write ``out_dir`` (see module doc).
 
-    workers: parallel local training processes (default: one per core, at most one per configuration;
-    ``workers=1`` trains in this process). threads: torch threads per training process (default
+    workers: parallel local training processes (default: one per core -- one per GPU where CUDA is
+    available -- and at most one per configuration; ``workers=1`` trains in this process). threads: torch threads per training process (default
     ``cores // workers``; the small sweep networks gain little from more, and oversubscribed cores slow
     every process down). client / scheduler: run on a Dask cluster instead (one thread per task; shared file
     system needed). figures: write the accuracy-vs-complexity PNGs. Finished configurations are kept; failed
@@ -473,7 +477,10 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
         client = Client(scheduler)
         own_client = True
     if workers is None:
-        workers = max(1, min(len(todo), cores)) if client is None else 1
+        import torch
+
+        per_device = torch.cuda.device_count() if torch.cuda.is_available() else cores  # one job per GPU
+        workers = max(1, min(len(todo), per_device)) if client is None else 1
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if threads is not None and threads < 1:

@@ -38,8 +38,10 @@ class TrainingConfig(Config):
     Schedules: ``lr_schedule="stages"`` runs ``stages`` one after the other (the published 5-stage
     schedule; the optimiser is re-created every ``optimizer_reset_steps`` steps and at every stage, as
     Keras' re-compilation did); ``"cosine"`` warms up linearly for ``warmup_steps`` then decays with a
-    cosine to ``min_lr_ratio * lr`` at ``schedule_steps`` (default: ``max_steps``).
-    ``compress_schedule``: scale the stage lengths (and reset period) to fit ``max_steps``.
+    cosine to ``min_lr_ratio * lr`` at ``schedule_steps`` (default: ``max_steps``, else 20,000), then stays
+    there. ``compress_schedule``: scale the stage lengths (and reset period) to fit ``max_steps``. Both
+    follow the current ``max_steps``: a run resumed with the same budget continues bit for bit, one resumed
+    with a larger budget stretches the rest of its schedule. :meth:`frozen` fixes the schedule instead.
 
     Validation every ``val_every_steps`` on the first ``val_trials`` validation traces, whole, in one
     pass (spike AUC on pooled 1-ms bins after the first 500 ms); ``best.pt`` keeps the best AUC.
@@ -141,6 +143,19 @@ class TrainingConfig(Config):
         return self
 
     # ----------------------------------------------------------------- schedule
+    def frozen(self) -> "TrainingConfig":
+        """The same schedule with nothing left to depend on the budget: a compressed stage schedule is
+        written out, the cosine length is fixed (``schedule_steps`` = ``max_steps``, or 20,000). Train with
+        this config when a later, larger budget must not change the steps already planned."""
+        if self.lr_schedule == "stages" and self._scale() != 1.0:
+            f = self._scale()
+            stages = [st.replace(steps=n) for st, n in zip(self.stages, self._stage_steps())]
+            reset = max(1, int(round(self.optimizer_reset_steps * f))) if self.optimizer_reset_steps else None
+            return self.replace(stages=stages, optimizer_reset_steps=reset, compress_schedule=False)
+        if self.lr_schedule == "cosine" and self.schedule_steps is None:
+            return self.replace(schedule_steps=self.max_steps or 20000)
+        return self
+
     @property
     def schedule_length(self) -> int | None:
         """Steps of the whole schedule (stages: their sum, possibly compressed; cosine: None = open-ended)."""

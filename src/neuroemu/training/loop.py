@@ -56,8 +56,13 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def set_threads(threads: int | None) -> int:
-    """Use ``threads`` CPU threads (default: all cores)."""
-    n = int(threads or os.cpu_count() or 1)
+    """Use ``threads`` CPU threads (default: all cores this process may run on)."""
+    if not threads:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            threads = os.cpu_count() or 1
+    n = int(threads)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
