@@ -98,11 +98,15 @@ VOLTAGES = (-154.9, -120.0, -90.0, -76.0, -66.0, -64.4, -60.0, -55.5, -45.0, -38
 
 @pytest.fixture(scope="module")
 def h():
+    """NEURON with the mechanisms loaded and their lookup tables OFF: the exact checks below compare
+    the direct evaluation with the spec at 1e-9 (the tables are checked in ``test_tables_*``)."""
     load_mechanisms()
     from neuron import h as hoc
 
     hoc.load_file("stdrun.hoc")
-    return hoc
+    mech.set_use_tables(False)
+    yield hoc
+    mech.set_use_tables(True)
 
 
 def _compartment(h, mechs):
@@ -138,6 +142,57 @@ def test_steady_state_gates_match_spec(h):
                     assert tau_mod == pytest.approx(tau, rel=1e-9), (name, gate, v)
                     assert math.isfinite(state) and math.isfinite(tau_mod)
     finally:
+        h.delete_section(sec=sec)
+
+
+def _gate_values(h, seg, names, v):
+    h.finitialize(v)
+    return {(name, gate): (getattr(getattr(seg, name), gate), getattr(getattr(seg, name), f"{gate}Tau"))
+            for name in names for gate in analytic(name, v)}
+
+
+def test_tables_match_direct_evaluation(h):
+    """With tables on, x_inf and tau stay within 1e-4 (relative) of the direct evaluation on a fine sweep."""
+    assert set(mech.table_mechanisms()) == set(VOLTAGE_GATED) | {"SK_E2"}
+    sec = _compartment(h, VOLTAGE_GATED)
+    # the tables span -150..100 mV (the cell stays within about -90..+50 mV); beyond, the end values are used
+    sweep = sorted(set(np.round(np.arange(-149.9, 99.9, 0.0731), 4).tolist()) | {v for v in VOLTAGES if v > -150})
+    try:
+        seg = sec(0.5)
+        exact = {v: _gate_values(h, seg, VOLTAGE_GATED, v) for v in sweep}
+        mech.set_use_tables(True)
+        worst = 0.0
+        for v in sweep:
+            for key, (x_tab, tau_tab) in _gate_values(h, seg, VOLTAGE_GATED, v).items():
+                x, tau = exact[v][key]
+                assert x_tab == pytest.approx(x, rel=1e-4, abs=1e-12), (key, v)
+                assert tau_tab == pytest.approx(tau, rel=1e-4), (key, v)
+                worst = max(worst, abs(x_tab - x) / max(abs(x), 1e-12), abs(tau_tab / tau - 1))
+        assert worst > 0  # the tables really were used
+    finally:
+        mech.set_use_tables(False)
+        h.delete_section(sec=sec)
+
+
+def test_sk_e2_table_matches_direct_evaluation(h):
+    sec = _compartment(h, ("SK_E2",))
+    cai = np.concatenate([np.geomspace(1e-4, 9.9e-3, 157), [2e-2]])  # CaDynamics_E2 keeps cai >= minCai 1e-4
+    try:
+        seg = sec(0.5)
+        values = {}
+        for use in (False, True):
+            mech.set_use_tables(use)
+            for c in cai:
+                h.cai0_ca_ion = float(c)
+                h.finitialize(-76)
+                values[use, float(c)] = seg.SK_E2.z
+        for c in cai:
+            exact = 1 / (1 + (0.00043 / c) ** 4.8)
+            assert values[False, float(c)] == pytest.approx(exact, rel=1e-12)
+            assert values[True, float(c)] == pytest.approx(exact, rel=1e-4, abs=1e-6), c
+    finally:
+        mech.set_use_tables(False)
+        h.cai0_ca_ion = 5e-5
         h.delete_section(sec=sec)
 
 
@@ -262,6 +317,12 @@ def test_ampa_nmda_synapse_peaks_and_mg_block(h):
         kn = int(np.argmax(unblocked))
         assert unblocked[kn] == pytest.approx(0.0004, rel=0.01)
         assert t[kn] - 1.0 == pytest.approx(7.320, abs=0.02)
+        # di/dv given to NEURON (CONDUCTANCE didv) = the derivative of the current, Mg block included
+        def current(vv):
+            return ga[-1] * (vv - 0.0) + unblocked[-1] / (1 + math.exp(-0.08 * vv) / 3.57) * (vv - 0.0)
+        numeric = (current(v[-1] + 1e-4) - current(v[-1] - 1e-4)) / 2e-4
+        assert syn.didv == pytest.approx(numeric, rel=1e-6)
+        assert syn.didv > ga[-1] + gn[-1]  # the unblocking adds to the conductance at -40 mV
         assert syn.factor_AMPA == pytest.approx(1.4351, abs=1e-4)
         assert syn.factor_NMDA == pytest.approx(1.1429, abs=1e-4)
         del syn

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from neuroemu.cells.config import CellConfig
+from neuroemu.cells.mechanisms import set_use_tables
 from neuroemu.errors import SimulationError
 from neuroemu.inputs.spikes import InputSpikes
 from neuroemu.simulation.detection import detect_spikes
@@ -92,6 +93,7 @@ class L5PCSimulator:
             h.dt = s.dt_ms
             h.steps_per_ms = 1.0 / s.dt_ms
         h.secondorder = s.secondorder
+        set_use_tables(s.use_tables)
 
     def run(self, inputs: InputSpikes, duration_ms: int = 6000, seed: int | None = 0,
             release_probability: float | None = None, record_dendrites: bool = False,

@@ -23,6 +23,10 @@ class SolverConfig(Config):
     cvode_atol: CVode absolute tolerance (``None`` = NEURON's default).
     record_all_segments: record every dendritic segment at every step as the published pipeline
         did (slow; for benchmarks and faithfulness checks).
+    use_tables: use the mechanisms' lookup tables for the channel rate functions (linear
+        interpolation on a 0.05-mV grid, relative error < 1e-4; see
+        :mod:`neuroemu.cells.mechanisms`). ``False`` evaluates them directly, as the published
+        mod files did.
     """
 
     method: str = "fixed"
@@ -30,6 +34,7 @@ class SolverConfig(Config):
     secondorder: int = 0
     cvode_atol: float | None = None
     record_all_segments: bool = False
+    use_tables: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -43,5 +48,5 @@ class SolverConfig(Config):
 
     @classmethod
     def published(cls) -> "SolverConfig":
-        """The published pipeline's settings: CVode, default tolerances, every segment recorded."""
-        return cls(method="cvode", record_all_segments=True)
+        """The published pipeline's settings: CVode, default tolerances, every segment recorded, no tables."""
+        return cls(method="cvode", record_all_segments=True, use_tables=False)

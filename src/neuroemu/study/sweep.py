@@ -289,10 +289,11 @@ def train_and_evaluate(data_dir: str, config_dict: dict, entry_dict: dict, run_d
 
 
 def _safe_task(*args) -> dict[str, Any]:
-    """:func:`train_and_evaluate`, turning a neuroemu error into a row with ``status = failed: ...``."""
+    """:func:`train_and_evaluate`, turning a neuroemu error or a runtime failure (e.g. out of memory) into a
+    row with ``status = failed: ...`` so that the other configurations go on."""
     try:
         return train_and_evaluate(*args)
-    except NeuroemuError as e:
+    except (NeuroemuError, RuntimeError, MemoryError) as e:
         entry = SweepEntry(**args[2])
         return {"name": entry.name, "depth": entry.depth, "width": entry.width,
                 "receptive_field": entry.receptive_field, "kernels": list(entry.kernels),

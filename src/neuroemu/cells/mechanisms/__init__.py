@@ -14,6 +14,20 @@ reference-system.md sections 3-4 (no code copied from other projects):
 
 All mechanisms are THREADSAFE and use no POINTER or VERBATIM, so they also build for CoreNEURON.
 
+Speed (measured in ``benchmarks/bench_simulation.py``; the equations are those of the spec):
+
+- lookup tables: the rate procedure of every voltage-gated channel carries a ``TABLE`` statement,
+  so NEURON evaluates it once on a 0.05-mV grid from -150 to 100 mV and then interpolates linearly
+  (relative error < 1e-4; beyond the range the end values are used) instead of calling 2-6 exp()
+  per gate, segment and step; SK_E2 tabulates z_inf over cai (0-0.01 mM) instead of a pow().
+  NEURON exposes one global ``usetable_<Mech>`` per tabulated mechanism (1 by default);
+  :func:`set_use_tables` switches them all, and ``SolverConfig(use_tables=False)`` runs the direct
+  evaluation of the published model. The tables have no DEPEND: nothing they read can change.
+- ``CONDUCTANCE`` statements tell NEURON di/dv of every current (the channel's conductance; for
+  AmpaNmdaSyn the analytic derivative including the Mg block), so NEURON computes each current
+  once per step instead of twice for a finite difference (which gives the same value for ohmic
+  currents, and to O(0.001 mV) the same for the NMDA current).
+
 Compile cache: :func:`build_mechanisms` runs the ``nrnivmodl`` of the running Python's NEURON in a
 temporary directory and atomically renames it to ``<root>/mechanisms/<key>``, where ``<root>`` is
 ``$NEUROEMU_CACHE`` if set, else ``$XDG_CACHE_HOME/neuroemu`` or ``~/.cache/neuroemu``, and ``<key>``
@@ -272,6 +286,33 @@ def build_mechanisms(coreneuron: bool = False, *, paths: list[Path] | None = Non
     return dest
 
 
+def table_mechanisms(paths: list[Path] | None = None) -> list[str]:
+    """Names of the mechanisms whose mod file has a ``TABLE`` statement (each has ``usetable_<name>``)."""
+    paths = [Path(p) for p in (paths if paths is not None else mod_files())]
+    table = re.compile(r"^\s*TABLE\b", re.MULTILINE)
+    return [name for name, path in zip(mechanism_names(paths), paths) if table.search(path.read_text())]
+
+
+def set_use_tables(enabled: bool) -> list[str]:
+    """Switch the lookup tables of neuroemu's mechanisms on (NEURON's default) or off; return their names.
+
+    Sets NEURON's ``usetable_<Mech>`` globals. Off, every rate function is evaluated directly, as in
+    the published model. Loads the mechanisms if needed. Takes effect at the next ``finitialize``
+    (which also builds a table the first time it is used).
+    """
+    load_mechanisms()
+    from neuron import h
+
+    names = table_mechanisms()
+    for name in names:
+        attr = f"usetable_{name}"
+        if not hasattr(h, attr):
+            raise MechanismError(f"NEURON has no {attr}: the loaded mechanisms ({_loaded_path}) are not "
+                                 f"neuroemu's current {name}.mod")
+        setattr(h, attr, 1 if enabled else 0)
+    return names
+
+
 def loaded_mechanism_path() -> Path | None:
     """The build directory loaded into this process by :func:`load_mechanisms`, or None."""
     return _loaded_path
@@ -340,5 +381,5 @@ def load_mechanisms(coreneuron: bool = False) -> Path:
 __all__ = [
     "CALCIUM_DYNAMICS", "CHANNEL_MECHANISMS", "MOD_DIR", "SYNAPSE_MECHANISMS", "build_mechanisms",
     "cache_key", "cache_root", "find_nrnivmodl", "load_mechanisms", "loaded_mechanism_path",
-    "mechanism_names", "mod_files", "neuron_version",
+    "mechanism_names", "mod_files", "neuron_version", "set_use_tables", "table_mechanisms",
 ]
