@@ -46,6 +46,19 @@ def test_kernels_for_receptive_field_and_wide_first_layer(depth, rf):
     assert max(ks[1:], default=0) - min(ks[1:], default=0) <= 1  # the upper layers share the rest evenly
 
 
+def test_stratified_split_gives_every_part_spiking_trials():
+    from neuroemu.study.split import stratified_split
+
+    counts = [0] * 16 + [5, 3, 9, 1]             # 4 spiking trials among 20, as in short L5PC trials
+    idx = list(range(100, 120))
+    parts = stratified_split(idx, counts, (0.6, 0.2, 0.2), seed=1)
+    assert sorted(sum(parts, [])) == idx and [len(p) for p in parts] == [12, 4, 4]
+    spiking = {i for i, c in zip(idx, counts) if c}
+    assert all(spiking & set(p) for p in parts)
+    assert parts == stratified_split(idx, counts, (0.6, 0.2, 0.2), seed=1)
+    assert parts != stratified_split(idx, counts, (0.6, 0.2, 0.2), seed=2)  # the seed orders equal counts
+
+
 def test_sweep_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="depths"):
         SweepConfig(depths=[0, 1])

@@ -71,9 +71,20 @@ class CellConfig(Config):
         return scale
 
     def with_morphology_hash(self) -> "CellConfig":
-        """Return a copy that records the sha256 of the morphology file (for provenance)."""
-        if self.morphology is None:
+        """Return a copy that records the sha256 of the morphology (for provenance).
+
+        For a file, the hash of its bytes; for the built-in cell (``morphology=None``), the hash of the
+        generated morphology's canonical JSON, so datasets say which version of the built-in cell made them.
+        """
+        if self.kind != "l5pc":
             return self.replace(morphology_sha256=None)
+        if self.morphology is None:
+            import json
+
+            from neuroemu.cells.default_morphology import default_l5pc_morphology
+
+            text = json.dumps(default_l5pc_morphology().to_dict(), sort_keys=True, default=str)
+            return self.replace(morphology_sha256="builtin:" + hashlib.sha256(text.encode()).hexdigest())
         path = Path(self.morphology)
         digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         return self.replace(morphology_sha256=digest)

@@ -6,18 +6,26 @@ own procedural rules, sized so that its summary statistics resemble the publishe
 
 * soma: 23.17 um long, 13.47 um diameter, along the y axis (apical direction +y), centred at 0;
 * a short axon (replaced by the standard 2 x 30 um stub on instantiation anyway);
-* 8 basal trees, 84 sections, ~5.1 mm in total, longest path ~280 um, diameters ~1.1-1.8 um at
-  the soma tapering to ~0.4-0.6 um;
-* an apical trunk (10 sections, ~4.5 um at the soma tapering to ~2.5 um) carrying 9 oblique trees,
-  splitting at ~640 um into a tuft of two trees whose longest path is 1300.5 um; 109 apical sections,
-  ~7.4 mm in total; three tuft branches cross the Ca "hot zone" (685-885 um), and the nexus
-  (678.4 um) lies in one of the two daughters of the main bifurcation, as on cell1.
+* 8 basal trees, 84 sections, ~5.1 mm in total, longest path ~280 um, diameters ~1.0-1.9 um at
+  the soma; branching sections stay >= 0.65 um, terminal ones narrow over their first fifth to thin
+  tips of 0.26-0.36 um (cell1's basal tips: ~0.29 um), where clustered NMDA input gives a plateau;
+* an apical trunk (10 sections, ~4.3 um at the soma, ~2.6 um at 150 um, ~2.4 um beyond 250 um,
+  ~2.6 um before the main bifurcation) carrying 9 oblique trees, most of their membrane leaving the
+  trunk at 100-200 um and none beyond ~400 um (as on cell1); oblique roots are 1.05-1.4 um thick
+  within 280 um (0.6-1.1 um beyond) and the trees stay ~0.6-1 um thick until their terminals. This
+  side-branch load makes the backpropagating action potential fade along the trunk (soma / 600 um
+  ~9x with the Hay 5b biophysics), so a somatic spike alone does not trigger the Ca spike and BAC
+  firing needs the pairing, as on cell1;
+* the trunk splits at ~640 um into a tuft of two trees whose longest path is 1300.5 um; 109 apical
+  sections, ~7.4 mm in total; three tuft branches cross the Ca "hot zone" (685-885 um), and the
+  nexus (678.4 um) lies in one of the two daughters of the main bifurcation, as on cell1.
 
 With the published discretisation (nseg = 1 + 2*int(L/40)) this comes close to the published 262 basal + 377 apical
-segments (seed 0: 256 + 379 = 635 segments, 1270 inputs; 607-647 segments over 150 seeds). The
+segments (seed 0: 258 + 371 = 629 segments, 1258 inputs; 609-647 segments over 100 seeds). The
 total basal length, the oblique and tuft lengths, the longest basal path (282 um to the far end)
 and the longest apical path (1300.5 um) are pinned, so the apical total stays within 0.5% of the
-published 7441 um; topology, angles, tortuosity and the other lengths vary with ``seed``.
+published 7441 um; topology, angles, tortuosity and the other lengths vary with ``seed``. Only
+summary statistics of the reference cell guide the rules (no coordinates are copied).
 
 The generated cell is **synthetic**: it is a stand-in that lets the project run without the
 reconstruction, not a reconstruction itself. Each child section starts with a copy of its parent's
@@ -44,10 +52,29 @@ MAIN_BIFURCATION_UM = 640.0
 N_BASAL_TREES = 8
 N_BASAL_BIFURCATIONS = 38  # 8 trees + 2 * 38 = 84 sections
 N_OBLIQUES = 9
+# Oblique trees along the trunk: (nearest, farthest branch point in um, relative size). As on cell1,
+# most side-branch membrane leaves the trunk at 100-200 um, a few smaller trees up to ~400 um, and
+# none between there and the main bifurcation; this load makes the backpropagating AP fade along
+# the trunk instead of regenerating.
+OBLIQUE_SLOTS = (
+    (35.0, 65.0, 0.6), (100.0, 122.0, 1.6), (125.0, 150.0, 2.8), (160.0, 178.0, 0.3), (182.0, 198.0, 2.0),
+    (235.0, 265.0, 1.5), (280.0, 302.0, 0.45), (308.0, 335.0, 0.8), (355.0, 400.0, 0.3),
+)
+# Trunk diameter (um) against path distance (um): thick near the soma, ~3.1 um along the oblique-rich
+# proximal trunk, a narrowing to ~2.6 um beyond it, slightly thicker again before the main bifurcation.
+TRUNK_DIAM_KNOTS = ((0.0, 4.3), (30.0, 3.4), (75.0, 2.75), (150.0, 2.6), (250.0, 2.4), (520.0, 2.4),
+                    (545.0, 2.6), (700.0, 2.6))
 N_OBLIQUE_BIFURCATIONS = 24  # 9 + 2 * 24 = 57 oblique sections
 TUFT_BIFURCATIONS = (13, 7)  # two tuft trees: 27 + 15 = 42 sections; 10 trunk + 57 + 42 = 109
 BASAL_INTERNAL_UM = (6.0, 34.0)  # length range of branching basal sections
-OBLIQUE_INTERNAL_UM = (10.0, 42.0)  # length range of branching oblique sections
+OBLIQUE_INTERNAL_UM = (5.0, 35.0)  # length range of branching oblique sections
+BASAL_ROOT_DIAM_UM = (1.0, 1.9)
+BASAL_TIP_DIAM_UM = (0.26, 0.36)  # terminal basal sections (cell1's tip segments: median 0.29 um)
+BASAL_TIP_NECK_FRACTION = 0.2  # terminal basal sections narrow to their tip diameter over this fraction
+OBLIQUE_ROOT_DIAM_UM = (1.2, 1.5)  # oblique trees leaving the trunk within 280 um; thinner beyond
+OBLIQUE_DISTAL_ROOT_DIAM_UM = (0.6, 1.1)
+OBLIQUE_TIP_DIAM_UM = (0.3, 0.6)
+TUFT_TIP_DIAM_UM = (0.25, 0.45)
 STEP_UM = 8.0  # spacing of 3D points along a section
 MIN_TERMINAL_UM = 5.0
 
@@ -63,6 +90,7 @@ class _Node:
     d0: float = 1.0
     d1: float = 1.0
     pinned: bool = False  # length set by a layout rule; never rescaled
+    diam_profile: tuple[np.ndarray, np.ndarray] | None = None  # (distance, diameter) knots; else taper d0 -> d1
     direction: np.ndarray | None = None
     points: np.ndarray | None = None
 
@@ -100,6 +128,15 @@ def _split(total: int, n: int, rng: np.random.Generator) -> list[int]:
     return [int(v) for v in rng.multinomial(total, np.full(n, 1.0 / n))]
 
 
+def _apportion(total: int, weights: np.ndarray) -> list[int]:
+    """Split ``total`` bifurcations in proportion to ``weights`` (largest remainders)."""
+    share = total * np.asarray(weights, dtype=float) / float(np.sum(weights))
+    counts = np.floor(share).astype(int)
+    for k in np.argsort(-(share - counts), kind="stable")[: total - int(counts.sum())]:
+        counts[k] += 1
+    return [int(v) for v in counts]
+
+
 def _topology(rng: np.random.Generator) -> tuple[list[_Node], list[_Node], list[_Node]]:
     """Basal, apical and axon node lists (each in depth-first order, parents first)."""
     basal: list[_Node] = []
@@ -107,7 +144,8 @@ def _topology(rng: np.random.Generator) -> tuple[list[_Node], list[_Node], list[
         _grow_tree(basal, None, 0, n_bif, "basal", rng)
 
     apical: list[_Node] = []
-    oblique_bifs = _split(N_OBLIQUE_BIFURCATIONS, N_OBLIQUES, rng)
+    weights = np.array([w for _, _, w in OBLIQUE_SLOTS]) * rng.lognormal(0.0, 0.2, size=N_OBLIQUES)
+    oblique_bifs = _apportion(N_OBLIQUE_BIFURCATIONS, weights)
     parent: int | None = None
     for k in range(N_OBLIQUES + 1):
         trunk = len(apical)
@@ -154,8 +192,7 @@ def _assign_lengths(basal: list[_Node], apical: list[_Node], axon: list[_Node], 
     # apical trunk: oblique branch points between 30 and 430 um, main bifurcation ~640 um
     trunk = [n for n in apical if n.region == "trunk"]
     bif = MAIN_BIFURCATION_UM + rng.uniform(-15.0, 15.0)
-    cuts = np.sort(rng.uniform(30.0, 430.0, size=len(trunk) - 1))
-    cuts = np.maximum.accumulate(np.maximum(cuts, 30.0) + 6.0 * np.arange(len(cuts)))
+    cuts = np.array([rng.uniform(lo, hi) for lo, hi, _ in OBLIQUE_SLOTS])
     edges = np.concatenate([[0.0], cuts, [bif]])
     for n, length in zip(trunk, np.diff(edges)):
         n.length = float(length)
@@ -229,38 +266,54 @@ def _fit_terminals(nodes: list[_Node], terminals: list[_Node], total: float, max
 
 
 def _assign_diameters(basal: list[_Node], apical: list[_Node], axon: list[_Node], rng: np.random.Generator) -> None:
-    """Start / end diameters: tapering with distance, thinner daughters, a floor per region."""
+    """Start / end diameters: thinner daughters with a floor per region; branching sections taper
+    slowly, terminal sections taper down to thin tips (cell1: basal and tuft tips ~0.3 um)."""
     for n in basal:
         if n.parent is None:
-            n.d0 = rng.uniform(1.1, 1.8)
+            n.d0 = rng.uniform(*BASAL_ROOT_DIAM_UM)
         else:
-            n.d0 = max(basal[n.parent].d1 * rng.uniform(0.72, 0.85), 0.45)
-        n.d1 = max(n.d0 * np.exp(-n.length / 260.0), 0.5 if n.children else 0.42)
+            n.d0 = max(basal[n.parent].d1 * rng.uniform(0.78, 0.92), 0.65)
+        if n.children:
+            n.d1 = max(n.d0 * np.exp(-n.length / 260.0), 0.65)
+        else:  # narrowing over their proximal part, then thin to the tip (as cell1's basal terminals)
+            n.d1 = min(rng.uniform(*BASAL_TIP_DIAM_UM), n.d0)
+            neck = BASAL_TIP_NECK_FRACTION * n.length
+            n.diam_profile = (np.array([n.start_dist, n.start_dist + neck, n.start_dist + n.length + 1.0]),
+                              np.array([n.d0, n.d1, n.d1]))
     tuft_roots = [i for i, n in enumerate(apical) if n.region == "tuft" and n.level == 0]
+    knots = np.array(TRUNK_DIAM_KNOTS)
+    profile = (knots[:, 0], knots[:, 1] * rng.uniform(0.97, 1.03))
     for i, n in enumerate(apical):
         parent = apical[n.parent] if n.parent is not None else None
         if n.region == "trunk":
-            n.d0 = 2.5 + 2.0 * np.exp(-n.start_dist / 120.0)
-            n.d1 = 2.5 + 2.0 * np.exp(-(n.start_dist + n.length) / 120.0)
+            n.diam_profile = profile
+            n.d0 = float(np.interp(n.start_dist, *profile))
+            n.d1 = float(np.interp(n.start_dist + n.length, *profile))
             continue
+        assert parent is not None
         if i in tuft_roots:  # the short daughter of the main bifurcation is the thicker one
             n.d0 = rng.uniform(1.6, 1.9) if i == tuft_roots[0] else rng.uniform(1.2, 1.5)
-        elif n.region == "oblique" and parent is not None and parent.region == "trunk":
-            n.d0 = rng.uniform(0.9, 1.4)
+        elif n.region == "oblique" and parent.region == "trunk":
+            n.d0 = rng.uniform(*(OBLIQUE_ROOT_DIAM_UM if n.start_dist < 280.0 else OBLIQUE_DISTAL_ROOT_DIAM_UM))
+        elif n.region == "oblique":  # obliques stay thick (~0.9 um) until their last branches
+            n.d0 = max(parent.d1 * rng.uniform(0.8, 0.97), 0.6)
         else:
-            assert parent is not None
             n.d0 = max(parent.d1 * rng.uniform(0.8, 0.92), 0.4)
-        if n.region == "tuft":  # the tuft stays thicker for longer (cell1 tuft median ~0.7 um)
-            n.d1 = max(n.d0 * np.exp(-n.length / 700.0), 0.35)
+        tuft = n.region == "tuft"  # the tuft stays thicker for longer (cell1 tuft median ~0.7 um)
+        if n.children:
+            n.d1 = max(n.d0 * np.exp(-n.length / (700.0 if tuft else 400.0)), 0.4 if tuft else 0.55)
         else:
-            n.d1 = max(n.d0 * np.exp(-n.length / 400.0), 0.45)
+            n.d1 = min(rng.uniform(*(TUFT_TIP_DIAM_UM if tuft else OBLIQUE_TIP_DIAM_UM)), n.d0)
     axon[0].d0, axon[0].d1 = 1.2, 1.0
 
 
 def _polyline(start: np.ndarray, direction: np.ndarray, length: float, d0: float, d1: float,
-              rng: np.random.Generator, wiggle: float, upward: float) -> np.ndarray:
+              rng: np.random.Generator, wiggle: float, upward: float,
+              profile: tuple[np.ndarray, np.ndarray] | None = None, start_dist: float = 0.0) -> np.ndarray:
     """``(n, 4)`` points from ``start``: equal steps of ~STEP_UM along a slowly turning direction,
-    diameter tapering geometrically from ``d0`` to ``d1``; the path length is exactly ``length``."""
+    diameter tapering geometrically from ``d0`` to ``d1`` (or, with ``profile``, the diameter the
+    ``(distance, diameter)`` knots give at each point's path distance, the first point being
+    ``start_dist`` from the soma); the path length is exactly ``length``."""
     n_steps = max(1, int(np.ceil(length / STEP_UM)))
     step = length / n_steps
     pts = [np.asarray(start, dtype=float)]
@@ -270,7 +323,10 @@ def _polyline(start: np.ndarray, direction: np.ndarray, length: float, d0: float
         d = _unit(d + wiggle * rng.normal(size=3) + upward * up)
         pts.append(pts[-1] + step * d)
     frac = np.linspace(0.0, 1.0, n_steps + 1)
-    diam = d0 * (d1 / d0) ** frac
+    if profile is not None:
+        diam = np.interp(start_dist + frac * length, *profile)
+    else:
+        diam = d0 * (d1 / d0) ** frac
     return np.column_stack([np.array(pts), diam])
 
 
@@ -302,7 +358,8 @@ def _layout(nodes: list[_Node], starts: dict[int, np.ndarray], rng: np.random.Ge
         n.direction = _unit(n.direction)
         wiggle = 0.04 if n.region in ("trunk", "axon") else 0.12
         upward = 0.06 if n.region == "tuft" else 0.0
-        own = _polyline(start, n.direction, n.length, n.d0, n.d1, rng, wiggle, upward)
+        own = _polyline(start, n.direction, n.length, n.d0, n.d1, rng, wiggle, upward, n.diam_profile,
+                        n.start_dist)
         if n.parent is not None:
             own[0] = nodes[n.parent].points[-1]
         n.points = np.round(own, 3)

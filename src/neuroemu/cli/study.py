@@ -92,7 +92,8 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     from neuroemu.study.quickstart import run_quickstart
 
     run_quickstart(args.out, cell=args.cell, sim_minutes=args.sim_minutes, train_minutes=args.train_minutes,
-                   duration_ms=args.duration_ms, workers=args.workers, threads=args.threads, seed=args.seed)
+                   duration_ms=args.duration_ms, inputs_preset=args.inputs_preset, workers=args.workers,
+                   threads=args.threads, seed=args.seed)
     return 0
 
 
@@ -168,7 +169,9 @@ def register(subparsers) -> None:
                    help="L5PC variant or the integrate-and-fire neuron (default nmda)")
     p.add_argument("--sim-minutes", type=float, default=6.0, help="simulation budget in minutes (default 6)")
     p.add_argument("--train-minutes", type=float, default=5.0, help="training budget in minutes (default 5)")
-    p.add_argument("--duration-ms", type=int, default=3000, help="trial length in ms (default 3000)")
+    p.add_argument("--duration-ms", type=int, default=2000, help="trial length in ms (default 2000)")
+    p.add_argument("--inputs-preset", metavar="NAME",
+                   help="input generator preset (default: the cell's; see 'neuroemu simulate --help')")
     p.add_argument("--workers", type=int, help="simulation processes (default: all cores)")
     p.add_argument("--threads", type=int, help="torch threads for training (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="dataset and training seed (default 0)")

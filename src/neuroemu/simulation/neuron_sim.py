@@ -5,17 +5,21 @@ Input events are delivered with one ``NetCon(None, synapse)`` per synapse, queue
 and nexus voltages are recorded, resampled to a 1-ms grid (t = 0, 1, ..., T-1 ms) and to the
 published 0.125-ms grid on which output spikes are detected (a sample above -25 mV that is larger
 than both neighbours, spec section 2.4).
+
+With ``SolverConfig(coreneuron=True)`` (the default) fixed-step trials run in CoreNEURON, in
+memory (``pc.psolve``), with the same recordings; see :class:`SolverConfig` for when NEURON is used.
 """
 from __future__ import annotations
 
 import time
+import warnings
 import weakref
 from typing import Any
 
 import numpy as np
 
 from neuroemu.cells.config import CellConfig
-from neuroemu.cells.mechanisms import set_use_tables
+from neuroemu.cells import mechanisms
 from neuroemu.errors import SimulationError
 from neuroemu.inputs.spikes import InputSpikes
 from neuroemu.simulation.detection import detect_spikes
@@ -24,6 +28,24 @@ from neuroemu.simulation.result import SimulationResult
 from neuroemu.simulation.solver import SolverConfig
 
 HIGH_RES_STEP_MS = 0.125
+_warned_no_coreneuron = False
+
+
+def _coreneuron_available() -> bool:
+    """Load the CoreNEURON build of the mechanisms unless a build is loaded already; can CoreNEURON run?"""
+    global _warned_no_coreneuron
+    if mechanisms.loaded_mechanism_path() is None:
+        mechanisms.load_mechanisms(coreneuron=True)
+    if mechanisms.coreneuron_loaded():
+        return True
+    if not _warned_no_coreneuron:
+        _warned_no_coreneuron = True
+        warnings.warn(
+            "SolverConfig(coreneuron=True): this process loaded neuroemu's mechanisms without CoreNEURON "
+            f"support ({mechanisms.loaded_mechanism_path()}), so trials run in classic NEURON (same results, "
+            "about half the speed); build the simulator before anything else loads mechanisms to use CoreNEURON",
+            RuntimeWarning, stacklevel=3)
+    return False
 
 
 class L5PCSimulator:
@@ -40,6 +62,8 @@ class L5PCSimulator:
 
         self.cell_config = cell or CellConfig()
         self.solver = solver or SolverConfig()
+        # CoreNEURON needs its build of the mechanisms loaded before the cell loads the plain one
+        self._coreneuron = self.solver.uses_coreneuron() and _coreneuron_available()
         self.cell = L5PC(self.cell_config)
         h.load_file("stdrun.hoc")
         self._h = h
@@ -79,7 +103,7 @@ class L5PCSimulator:
             for ch, t in events.tolist():
                 netcons[ch].event(float(t))
 
-    def _setup_solver(self) -> None:
+    def _setup_solver(self, use_coreneuron: bool) -> None:
         h = self._h
         s = self.solver
         h.celsius = self.cell.biophysics.celsius
@@ -93,7 +117,29 @@ class L5PCSimulator:
             h.dt = s.dt_ms
             h.steps_per_ms = 1.0 / s.dt_ms
         h.secondorder = s.secondorder
-        set_use_tables(s.use_tables)
+        mechanisms.set_use_tables(s.use_tables)
+        if use_coreneuron:
+            h.cvode.cache_efficient(1)
+            # CoreNEURON refuses a zero minimum NetCon delay; nc.event(t) delivers at t whatever the delay
+            for nc in self._exc_nc + self._inh_nc:
+                nc.delay = 1.0
+            self._pc = h.ParallelContext()
+            self._pc.set_maxstep(10)
+
+    def _integrate(self, duration_ms: int, use_coreneuron: bool) -> None:
+        h = self._h
+        if not use_coreneuron:
+            h.finitialize(self.cell.biophysics.v_init)
+            h.continuerun(float(duration_ms))
+            return
+        from neuron import coreneuron
+
+        coreneuron.enable = True
+        try:
+            h.finitialize(self.cell.biophysics.v_init)
+            self._pc.psolve(float(duration_ms))
+        finally:
+            coreneuron.enable = False
 
     def run(self, inputs: InputSpikes, duration_ms: int = 6000, seed: int | None = 0,
             release_probability: float | None = None, record_dendrites: bool = False,
@@ -114,7 +160,8 @@ class L5PCSimulator:
         inh_mask = transmitted_mask(inputs.inh, rng_inh, release_probability, t0_quirk)
         self._pending = [(self._exc_nc, inputs.exc[exc_mask]), (self._inh_nc, inputs.inh[inh_mask])]
 
-        self._setup_solver()
+        use_coreneuron = self._coreneuron and self.solver.uses_coreneuron(record_dendrites)
+        self._setup_solver(use_coreneuron)
         t_vec = h.Vector().record(h._ref_t)
         soma_vec = h.Vector().record(self.cell.soma_segment._ref_v)
         nexus_vec = h.Vector().record(self.cell.nexus_segment._ref_v)
@@ -131,8 +178,7 @@ class L5PCSimulator:
 
         start = time.perf_counter()
         try:
-            h.finitialize(self.cell.biophysics.v_init)
-            h.continuerun(float(duration_ms))
+            self._integrate(duration_ms, use_coreneuron)
         except RuntimeError as exc:  # a hoc error, e.g. CVode failing on a NaN voltage
             raise SimulationError(
                 f"NEURON stopped at t = {h.t:.3f} ms (seed {seed}, solver {self.solver.method}): {exc}; "
@@ -166,7 +212,8 @@ class L5PCSimulator:
             dend_v_1ms=dend,
             exc_transmitted=exc_mask if stochastic else None,
             inh_transmitted=inh_mask if stochastic else None,
-            config=self.describe(duration_ms, seed, release_probability, t0_quirk),
+            config={**self.describe(duration_ms, seed, release_probability, t0_quirk),
+                    "engine": "coreneuron" if use_coreneuron else "neuron"},
             wall_time_s=wall,
         )
 

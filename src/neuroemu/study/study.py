@@ -31,16 +31,14 @@ Scales (times measured or extrapolated on the 2-core development machine; see :d
   simulated second per core), 400 I&F trials of 6 s, depths 1, 2, 3, 5, 7, widths 16 and 64 (and 1, 4 for the
   I&F), T = 80 ms, 2000 training steps per configuration (~2 h).
 - ``paper``: the published scale, documented (it runs, but belongs on a cluster and GPUs): ~10,000 L5PC trials
-  of 6 s per variant (about 100 hours of simulation per variant on 2 cores here, i.e. ~200 core-hours; spread
-  over a Dask cluster with ``--scheduler``), 12,000 + 1,000 I&F trials, depths 1-8, widths 16-256, receptive
-  fields 25-240 ms, the published 5-stage schedule (720,000 steps per configuration; ~15 days per 7x128
-  network on 2 CPU cores here, an estimated 2-4 GPU-hours on one current GPU -- not measured), ~100
-  configurations per cell.
+  of 6 s per variant (60,000 simulated seconds: ~330 core-hours per variant at the ~20 s per simulated second
+  of CVode here, ~180 with CoreNEURON; spread over a Dask cluster with ``--scheduler``), 12,000 + 1,000 I&F
+  trials, depths 1-8, widths 16-256, receptive fields 25-240 ms (240 configurations per L5PC variant), the
+  published 5-stage schedule (720,000 steps per configuration; ~15 days per 7x128 network on 2 CPU cores
+  here, an estimated 2-4 GPU-hours on one current GPU -- not measured).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
@@ -73,7 +71,7 @@ class StudyConfig(Config):
     cells: which of ``nmda``, ``ampa``, ``iaf`` to include. l5pc_trials / l5pc_duration_ms, iaf_trials /
     iaf_duration_ms: dataset sizes. inputs_presets: input-generator preset per cell (default: the cell's
     published ranges, :func:`neuroemu.inputs.generator.default_preset_name`). depths, widths, iaf_widths,
-    receptive_fields, budget_steps, budget_minutes, preset, split_fractions, seed: the sweep of every cell
+    receptive_fields, budget_steps, budget_minutes, preset, split_fractions, split, seed: the sweep of every cell
     (:class:`neuroemu.study.sweep.SweepConfig`). target_auc: AUC the "smallest network" must reach.
     auc_margin: the smallest AUC difference counted as a real gain from depth.
     """
@@ -95,6 +93,7 @@ class StudyConfig(Config):
     preset: str = "modern"
     training: dict[str, Any] = field(default_factory=dict)
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    split: str = "stratified"
     seed: int = 0
     target_auc: float = 0.9
     auc_margin: float = 0.005
@@ -140,7 +139,7 @@ class StudyConfig(Config):
         return SweepConfig(depths=list(self.depths), widths=list(self.iaf_widths if cell == "iaf" else self.widths),
                            receptive_fields=list(self.receptive_fields), budget_steps=self.budget_steps,
                            budget_minutes=self.budget_minutes, preset=self.preset, training=dict(self.training),
-                           seed=self.seed, split_fractions=list(self.split_fractions))
+                           seed=self.seed, split_fractions=list(self.split_fractions), split=self.split)
 
 
 #: The named scales (fields of :class:`StudyConfig`). Times are for the 2-core development machine.
@@ -162,9 +161,9 @@ SCALES: dict[str, dict[str, Any]] = {
         l5pc_trials=10000, l5pc_duration_ms=6000, iaf_trials=13000, iaf_duration_ms=6000,
         depths=[1, 2, 3, 4, 5, 6, 7, 8], widths=[16, 32, 64, 128, 256], iaf_widths=[1, 4, 16, 64],
         receptive_fields=[25, 45, 80, 120, 153, 240], budget_steps=720000, preset="published",
-        split_fractions=[0.8, 0.1, 0.1], target_auc=0.99,
-        description="The published scale: ~10,000 six-second L5PC trials per variant (~100 h of simulation per "
-                    "variant on 2 cores here, ~200 core-hours; use a Dask cluster), 12,000 + 1,000 I&F trials, "
+        split_fractions=[0.8, 0.1, 0.1], split="random", target_auc=0.99,
+        description="The published scale: ~10,000 six-second L5PC trials per variant (~330 core-hours of "
+                    "simulation per variant here with CVode; use a Dask cluster), 12,000 + 1,000 I&F trials, "
                     "240 configurations per L5PC variant trained for the published 720,000 steps (~15 days per "
                     "7x128 network on 2 CPU cores here; an estimated 2-4 GPU-hours each on one current GPU, "
                     "i.e. roughly 1,000-2,000 GPU-hours for the study -- estimates, not measured)."),
@@ -407,15 +406,10 @@ def _atomic(path: Path, text: str) -> None:
 
 
 def _write(out_dir: Path, doc: dict[str, Any]) -> None:
-    from neuroemu.study.sweep import TABLE_COLUMNS, _csv_value
+    from neuroemu.study.sweep import write_table
 
     _atomic(out_dir / "study.json", json.dumps(doc, indent=1))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    for r in doc.get("rows", []):
-        w.writerow({k: _csv_value(r.get(k)) for k in TABLE_COLUMNS})
-    _atomic(out_dir / "study.csv", buf.getvalue())
+    write_table(doc.get("rows", []), out_dir / "study.csv")
 
 
 def read_study(study_dir: str | Path) -> dict[str, Any]:
@@ -447,8 +441,7 @@ def write_study_figures(rows: list[dict], target_auc: float, fig_dir: Path) -> l
 
 def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config: StudyConfig | None = None,
               workers: int | None = None, threads: int | None = None, sim_workers: int | None = None,
-              client: Any = None,
-              scheduler: str | None = None, report: bool = True,
+              client: Any = None, scheduler: str | None = None, report: bool = True,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the whole comparison at ``scale`` (or ``config``) into ``out_dir``; return the ``study.json`` dict.
 

@@ -43,7 +43,7 @@ from neuroemu.config import Config
 from neuroemu.errors import ConfigError, DatasetError, NeuroemuError
 
 __all__ = ["SweepConfig", "SweepEntry", "kernels_for", "sweep_entries", "run_sweep", "read_sweep",
-           "select_best", "TABLE_COLUMNS", "SWEEP_FORMAT_VERSION"]
+           "select_best", "write_table", "train_and_evaluate", "TABLE_COLUMNS", "SWEEP_FORMAT_VERSION"]
 
 SWEEP_FORMAT_VERSION = 1
 RESULT_NAME = "result.json"
@@ -74,7 +74,9 @@ class SweepConfig(Config):
     ``published``: the staged schedule of spec 8.6, compressed to the budget). training: extra
     :class:`~neuroemu.training.config.TrainingConfig` fields. model: extra
     :class:`~neuroemu.models.tcn.TCNConfig` fields (e.g. ``{"activation": "linear"}``). seed: training seed
-    and split seed (the same split for every configuration). checkpoint: ``best`` (selected on the validation
+    and split seed (the same split for every configuration). split: ``random`` (the dataset's split of whole
+    trials) or ``stratified`` (:mod:`neuroemu.study.split`: spiking trials dealt to every part, for small
+    datasets where most trials are silent). checkpoint: ``best`` (selected on the validation
     windows during training) or ``last``. evaluation: extra
     :class:`~neuroemu.evaluation.protocol.EvaluationConfig` fields; ``drop_first_ms`` defaults to
     ``min(500, duration // 4)`` so that short trials keep most of their length. first_kernel_fraction: see
@@ -91,6 +93,7 @@ class SweepConfig(Config):
     model: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split: str = "random"
     checkpoint: str = "best"
     evaluation: dict[str, Any] = field(default_factory=dict)
     first_kernel_fraction: float = 1.0 / 3.0
@@ -116,6 +119,8 @@ class SweepConfig(Config):
             raise ConfigError(f"SweepConfig.budget_minutes must be > 0, got {self.budget_minutes}")
         if self.preset not in ("modern", "published"):
             raise ConfigError(f"SweepConfig.preset must be 'modern' or 'published', got {self.preset!r}")
+        if self.split not in ("random", "stratified"):
+            raise ConfigError(f"SweepConfig.split must be 'random' or 'stratified', got {self.split!r}")
         if self.checkpoint not in ("best", "last"):
             raise ConfigError(f"SweepConfig.checkpoint must be 'best' or 'last', got {self.checkpoint!r}")
         if not 0.0 < self.first_kernel_fraction <= 1.0:
@@ -264,7 +269,12 @@ def train_and_evaluate(data_dir: str, config_dict: dict, entry_dict: dict, run_d
     config = SweepConfig.from_dict(config_dict)
     entry = SweepEntry(**entry_dict)
     out = Path(run_dir)
-    ds = open_dataset(data_dir)
+    if config.split == "stratified":
+        from neuroemu.study.split import StratifiedDataset
+
+        ds = StratifiedDataset(data_dir)
+    else:
+        ds = open_dataset(data_dir)
     tcfg = _training_config(config, int(ds.duration_ms), threads)
     mcfg = TCNConfig(n_inputs=int(ds.n_channels), depth=entry.depth, width=entry.width,
                      kernels=list(entry.kernels), **config.model)
@@ -355,8 +365,9 @@ def _csv_value(v: Any) -> Any:
 
 def write_table(rows: list[dict[str, Any]], csv_path: Path) -> None:
     """Write rows as CSV with :data:`TABLE_COLUMNS` (lists joined with '-', missing values empty)."""
-    from neuroemu.models.checkpoint import atomic_write_text
     import io
+
+    from neuroemu.models.checkpoint import atomic_write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
@@ -368,8 +379,8 @@ def write_table(rows: list[dict[str, Any]], csv_path: Path) -> None:
 
 def _write_sweep_json(out_dir: Path, config: SweepConfig, dataset: dict, rows: list[dict], status: str,
                       extra: dict[str, Any]) -> None:
-    from neuroemu.models.checkpoint import atomic_write_text
     import neuroemu
+    from neuroemu.models.checkpoint import atomic_write_text
 
     doc = {"format": "neuroemu-sweep", "format_version": SWEEP_FORMAT_VERSION, "status": status,
            "cell": dataset.get("cell_label"), "config": config.to_dict(), "dataset": dataset,
@@ -446,9 +457,9 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     """Train and evaluate every configuration of ``config`` on ``data_dir``; write ``out_dir`` (see module doc).
 
     workers: parallel local training processes (default: one per core -- one per GPU where CUDA is
-    available -- and at most one per configuration; ``workers=1`` trains in this process). threads: torch threads per training process (default
-    ``cores // workers``; the small sweep networks gain little from more, and oversubscribed cores slow
-    every process down). client / scheduler: run on a Dask cluster instead (one thread per task; shared file
+    available -- and at most one per configuration; ``workers=1`` trains in this process). threads: torch
+    threads per training process (default ``cores // workers``; the small sweep networks gain little from
+    more, and oversubscribed cores slow every process down). client / scheduler: run on a Dask cluster instead (one thread per task; shared file
     system needed). figures: write the accuracy-vs-complexity PNGs. Finished configurations are kept; failed
     ones are reported in the table (``status``) and retried on the next run. Returns the ``sweep.json`` dict
     plus ``trained_now`` (names of the configurations trained by this call).

@@ -17,7 +17,7 @@ NEURON {
     RANGE tau_r_AMPA, tau_d_AMPA, tau_r_NMDA, tau_d_NMDA
     RANGE gmax_AMPA, gmax_NMDA, e, mg, mg_scale, gamma_NMDA
     RANGE i, i_AMPA, i_NMDA, g_AMPA, g_NMDA, mgblock
-    RANGE factor_AMPA, factor_NMDA
+    RANGE factor_AMPA, factor_NMDA, didv
     NONSPECIFIC_CURRENT i
 }
 
@@ -49,6 +49,7 @@ ASSIGNED {
     g_AMPA (uS)
     g_NMDA (uS)
     mgblock (1)
+    didv (uS)
     factor_AMPA (1)
     factor_NMDA (1)
 }
@@ -71,12 +72,16 @@ INITIAL {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    : NEURON takes di/dv from didv (below) and computes the current once per step
+    CONDUCTANCE didv
     mgblock = 1 / (1 + exp(-gamma_NMDA * v) * mg / mg_scale)
     g_AMPA = gmax_AMPA * (B_AMPA - A_AMPA)
     g_NMDA = gmax_NMDA * (B_NMDA - A_NMDA) * mgblock
     i_AMPA = g_AMPA * (v - e)
     i_NMDA = g_NMDA * (v - e)
     i = i_AMPA + i_NMDA
+    : di/dv, including the voltage dependence of the Mg block (d mgblock/dv = gamma mgblock (1 - mgblock))
+    didv = g_AMPA + g_NMDA + gmax_NMDA * (B_NMDA - A_NMDA) * (v - e) * gamma_NMDA * mgblock * (1 - mgblock)
 }
 
 DERIVATIVE states {

@@ -6,6 +6,9 @@
 :   x_inf = a / (a + b),  tau_x = 1 / (a + b)   (no temperature factor)
 : Removable 0/0 point: v is shifted by +1e-4 mV when it equals -27 exactly.
 : Gates start at steady state.
+: Speed (see neuroemu/cells/mechanisms/__init__.py): rates() is a lookup table over v (linear
+: interpolation, relative error < 1e-4; h.usetable_Ca_HVA = 0 restores direct evaluation), and the
+: CONDUCTANCE statement gives NEURON di/dv = gCa_HVA so the current is computed once per step.
 
 NEURON {
     THREADSAFE
@@ -43,6 +46,7 @@ STATE {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    CONDUCTANCE gCa_HVA USEION ca
     gCa_HVA = gCa_HVAbar * m * m * h
     ica = gCa_HVA * (v - eca)
 }
@@ -61,6 +65,9 @@ DERIVATIVE states {
 
 PROCEDURE rates(vm (mV)) {
     LOCAL u, am, bm, ah, bh
+    : rates(v) is tabulated: evaluated once on a 0.05-mV grid (odd multiples of 0.025 mV, never a
+    : removable 0/0 point), then interpolated linearly; usetable_Ca_HVA = 0 evaluates it directly
+    TABLE mInf, mTau, hInf, hTau FROM -150.025 TO 99.975 WITH 5000
     UNITSOFF
     u = vm
     if (u == -27) {

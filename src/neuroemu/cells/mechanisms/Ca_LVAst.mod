@@ -5,6 +5,9 @@
 :   m_inf = 1 / (1 + exp(-(u+30)/6))      tau_m = (5 + 20 / (1 + exp((u+25)/5))) / qt
 :   h_inf = 1 / (1 + exp((u+80)/6.4))     tau_h = (20 + 50 / (1 + exp((u+40)/7))) / qt
 :   qt = 2.3^((34-21)/10).  Gates start at steady state.
+: Speed (see neuroemu/cells/mechanisms/__init__.py): rates() is a lookup table over v (linear
+: interpolation, relative error < 1e-4; h.usetable_Ca_LVAst = 0 restores direct evaluation), and the
+: CONDUCTANCE statement gives NEURON di/dv = gCa_LVAst so the current is computed once per step.
 
 NEURON {
     THREADSAFE
@@ -42,6 +45,7 @@ STATE {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    CONDUCTANCE gCa_LVAst USEION ca
     gCa_LVAst = gCa_LVAstbar * m * m * h
     ica = gCa_LVAst * (v - eca)
 }
@@ -60,6 +64,9 @@ DERIVATIVE states {
 
 PROCEDURE rates(vm (mV)) {
     LOCAL qt, u
+    : rates(v) is tabulated: evaluated once on a 0.05-mV grid (odd multiples of 0.025 mV, never a
+    : removable 0/0 point), then interpolated linearly; usetable_Ca_LVAst = 0 evaluates it directly
+    TABLE mInf, mTau, hInf, hTau FROM -150.025 TO 99.975 WITH 5000
     UNITSOFF
     qt = 2.3^((34 - 21) / 10)
     u = vm + 10

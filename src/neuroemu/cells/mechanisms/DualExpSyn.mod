@@ -51,6 +51,8 @@ INITIAL {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    : di/dv = g: NEURON computes the current once per step instead of twice
+    CONDUCTANCE g
     g = gmax * (B - A)
     i = g * (v - e)
 }

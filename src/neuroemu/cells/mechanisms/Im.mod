@@ -4,6 +4,9 @@
 :   am = 3.3e-3 exp(0.1 (v+35))    bm = 3.3e-3 exp(-0.1 (v+35))
 :   m_inf = am / (am + bm),  tau_m = 1 / (am + bm) / qt,  qt = 2.3^((34-21)/10)
 : The gate starts at steady state.
+: Speed (see neuroemu/cells/mechanisms/__init__.py): rates() is a lookup table over v (linear
+: interpolation, relative error < 1e-4; h.usetable_Im = 0 restores direct evaluation), and the
+: CONDUCTANCE statement gives NEURON di/dv = gIm so the current is computed once per step.
 
 NEURON {
     THREADSAFE
@@ -38,6 +41,7 @@ STATE {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    CONDUCTANCE gIm USEION k
     gIm = gImbar * m
     ik = gIm * (v - ek)
 }
@@ -54,6 +58,9 @@ DERIVATIVE states {
 
 PROCEDURE rates(vm (mV)) {
     LOCAL qt, am, bm
+    : rates(v) is tabulated: evaluated once on a 0.05-mV grid (odd multiples of 0.025 mV, never a
+    : removable 0/0 point), then interpolated linearly; usetable_Im = 0 evaluates it directly
+    TABLE mInf, mTau FROM -150.025 TO 99.975 WITH 5000
     UNITSOFF
     qt = 2.3^((34 - 21) / 10)
     am = 3.3e-3 * exp(0.1 * (vm + 35))

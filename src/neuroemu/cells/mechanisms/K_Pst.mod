@@ -7,6 +7,9 @@
 :   h_inf = 1 / (1 + exp((u+54)/11))
 :   tau_h = (360 + (1010 + 24 (u+55)) exp(-((u+75)/48)^2)) / qt
 :   qt = 2.3^((34-21)/10).  Gates start at steady state.
+: Speed (see neuroemu/cells/mechanisms/__init__.py): rates() is a lookup table over v (linear
+: interpolation, relative error < 1e-4; h.usetable_K_Pst = 0 restores direct evaluation), and the
+: CONDUCTANCE statement gives NEURON di/dv = gK_Pst so the current is computed once per step.
 
 NEURON {
     THREADSAFE
@@ -44,6 +47,7 @@ STATE {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    CONDUCTANCE gK_Pst USEION k
     gK_Pst = gK_Pstbar * m * m * h
     ik = gK_Pst * (v - ek)
 }
@@ -62,6 +66,10 @@ DERIVATIVE states {
 
 PROCEDURE rates(vm (mV)) {
     LOCAL qt, u
+    : rates(v) is tabulated: evaluated once on a 0.05-mV grid (multiples of 0.05 mV, so a grid point
+    : sits on the kink of mTau at v = -60 mV), then interpolated linearly; usetable_K_Pst = 0
+    : evaluates it directly
+    TABLE mInf, mTau, hInf, hTau FROM -150 TO 100 WITH 5000
     UNITSOFF
     qt = 2.3^((34 - 21) / 10)
     u = vm + 10

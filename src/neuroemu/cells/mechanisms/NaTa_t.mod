@@ -6,6 +6,9 @@
 :   x_inf = a/(a+b), tau_x = 1/(a+b)/qt with qt = 2.3^((34-21)/10)
 : Removable 0/0 points: v is shifted by +1e-4 mV when it equals -38 (before m) or -66 (before h)
 : exactly; the shifted value is used for the rest of the evaluation. Gates start at steady state.
+: Speed (see neuroemu/cells/mechanisms/__init__.py): rates() is a lookup table over v (linear
+: interpolation, relative error < 1e-4; h.usetable_NaTa_t = 0 restores direct evaluation), and the
+: CONDUCTANCE statement gives NEURON di/dv = gNaTa_t so the current is computed once per step.
 
 NEURON {
     THREADSAFE
@@ -43,6 +46,7 @@ STATE {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    CONDUCTANCE gNaTa_t USEION na
     gNaTa_t = gNaTa_tbar * m * m * m * h
     ina = gNaTa_t * (v - ena)
 }
@@ -61,6 +65,9 @@ DERIVATIVE states {
 
 PROCEDURE rates(vm (mV)) {
     LOCAL qt, u, am, bm, ah, bh
+    : rates(v) is tabulated: evaluated once on a 0.05-mV grid (odd multiples of 0.025 mV, never a
+    : removable 0/0 point), then interpolated linearly; usetable_NaTa_t = 0 evaluates it directly
+    TABLE mInf, mTau, hInf, hTau FROM -150.025 TO 99.975 WITH 5000
     UNITSOFF
     qt = 2.3^((34 - 21) / 10)
     u = vm

@@ -9,6 +9,9 @@
 : Removable 0/0 points: v is shifted by +1e-4 mV when it equals -38 (before m), -17 or -64.4
 : (before h) exactly; the shifted value is used for the rest of the evaluation.
 : Gates start at steady state.
+: Speed (see neuroemu/cells/mechanisms/__init__.py): rates() is a lookup table over v (linear
+: interpolation, relative error < 1e-4; h.usetable_Nap_Et2 = 0 restores direct evaluation), and the
+: CONDUCTANCE statement gives NEURON di/dv = gNap_Et2 so the current is computed once per step.
 
 NEURON {
     THREADSAFE
@@ -46,6 +49,7 @@ STATE {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    CONDUCTANCE gNap_Et2 USEION na
     gNap_Et2 = gNap_Et2bar * m * m * m * h
     ina = gNap_Et2 * (v - ena)
 }
@@ -64,6 +68,9 @@ DERIVATIVE states {
 
 PROCEDURE rates(vm (mV)) {
     LOCAL qt, u, am, bm, ah, bh
+    : rates(v) is tabulated: evaluated once on a 0.05-mV grid (odd multiples of 0.025 mV, never a
+    : removable 0/0 point), then interpolated linearly; usetable_Nap_Et2 = 0 evaluates it directly
+    TABLE mInf, mTau, hInf, hTau FROM -150.025 TO 99.975 WITH 5000
     UNITSOFF
     qt = 2.3^((34 - 21) / 10)
     u = vm

@@ -4,6 +4,9 @@
 :   m_inf = 1 / (1 + exp((v - 18.7) / (-9.7)))
 :   tau_m = 4 / (1 + exp((v + 46.56) / (-44.14)))   (no temperature factor)
 : The gate starts at steady state.
+: Speed (see neuroemu/cells/mechanisms/__init__.py): rates() is a lookup table over v (linear
+: interpolation, relative error < 1e-4; h.usetable_SKv3_1 = 0 restores direct evaluation), and the
+: CONDUCTANCE statement gives NEURON di/dv = gSKv3_1 so the current is computed once per step.
 
 NEURON {
     THREADSAFE
@@ -38,6 +41,7 @@ STATE {
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
+    CONDUCTANCE gSKv3_1 USEION k
     gSKv3_1 = gSKv3_1bar * m
     ik = gSKv3_1 * (v - ek)
 }
@@ -53,6 +57,9 @@ DERIVATIVE states {
 }
 
 PROCEDURE rates(vm (mV)) {
+    : rates(v) is tabulated: evaluated once on a 0.05-mV grid (odd multiples of 0.025 mV, never a
+    : removable 0/0 point), then interpolated linearly; usetable_SKv3_1 = 0 evaluates it directly
+    TABLE mInf, mTau FROM -150.025 TO 99.975 WITH 5000
     UNITSOFF
     mInf = 1 / (1 + exp((vm - 18.7) / (-9.7)))
     mTau = 4 / (1 + exp((vm + 46.56) / (-44.14)))

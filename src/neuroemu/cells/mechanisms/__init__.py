@@ -27,12 +27,16 @@ Speed (measured in ``benchmarks/bench_simulation.py``; the equations are those o
   AmpaNmdaSyn the analytic derivative including the Mg block), so NEURON computes each current
   once per step instead of twice for a finite difference (which gives the same value for ohmic
   currents, and to O(0.001 mV) the same for the NMDA current).
+- CoreNEURON builds (``coreneuron=True``) are compiled with :func:`coreneuron_compile_flags`
+  (``-ffast-math``, plus ``-mavx2 -mfma`` where the CPU has them): CoreNEURON's generated loops then
+  call glibc's vector exp/log (libmvec), about 1.4x faster than the default flags; the results
+  differ from classic NEURON's by ~1e-10 mV. The flags are part of the cache key.
 
 Compile cache: :func:`build_mechanisms` runs the ``nrnivmodl`` of the running Python's NEURON in a
 temporary directory and atomically renames it to ``<root>/mechanisms/<key>``, where ``<root>`` is
 ``$NEUROEMU_CACHE`` if set, else ``$XDG_CACHE_HOME/neuroemu`` or ``~/.cache/neuroemu``, and ``<key>``
 hashes the mod files' contents, the NEURON version and install location, the CPU architecture and
-the CoreNEURON flag. A file lock (``fcntl.flock``) makes concurrent worker processes compile once.
+the CoreNEURON flag (with the compile flags of CoreNEURON builds). A file lock (``fcntl.flock``) makes concurrent worker processes compile once.
 Nothing is ever compiled into the user's working directory.
 """
 from __future__ import annotations
@@ -118,8 +122,9 @@ def cache_key(coreneuron: bool = False, paths: list[Path] | None = None) -> str:
 
     paths = sorted(paths if paths is not None else mod_files(), key=lambda p: Path(p).name)
     digest = hashlib.sha256()
+    flags = " ".join(coreneuron_compile_flags()) if coreneuron else ""
     for part in (_CACHE_FORMAT, neuron_version(), str(Path(neuron.__file__).resolve().parent),
-                 platform.machine(), f"coreneuron={bool(coreneuron)}"):
+                 platform.machine(), f"coreneuron={bool(coreneuron)}", flags):
         digest.update(part.encode() + b"\0")
     for path in paths:
         digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
@@ -153,6 +158,29 @@ def find_nrnivmodl() -> Path:
     )
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def coreneuron_compile_flags() -> list[str]:
+    """Extra compiler flags of CoreNEURON builds: ``-ffast-math`` (+ ``-mavx2 -mfma`` if this CPU has both).
+
+    ``-ffast-math`` lets gcc vectorise CoreNEURON's per-instance loops with glibc's vector exp();
+    AVX2 + FMA make those vectors 4 wide. Only machines with the same flags share a cached build.
+    """
+    flags = ["-ffast-math"]
+    if platform.machine() in ("x86_64", "AMD64") and {"avx2", "fma"} <= _cpu_flags():
+        flags += ["-mavx2", "-mfma"]
+    return flags
+
+
 def _nrnivmodl_command(nrnivmodl: Path, coreneuron: bool) -> list[str]:
     cmd = [str(nrnivmodl)]
     try:
@@ -164,7 +192,9 @@ def _nrnivmodl_command(nrnivmodl: Path, coreneuron: bool) -> list[str]:
     except OSError:
         pass
     if coreneuron:
-        cmd.append("-coreneuron")
+        # -incflags reach both libraries of a CoreNEURON build; builds without CoreNEURON keep
+        # NEURON's default flags
+        cmd += ["-coreneuron", "-incflags", " ".join(coreneuron_compile_flags())]
     return cmd
 
 
@@ -318,6 +348,11 @@ def loaded_mechanism_path() -> Path | None:
     return _loaded_path
 
 
+def coreneuron_loaded() -> bool:
+    """True if this process loaded a CoreNEURON-capable build (``load_mechanisms(coreneuron=True)``)."""
+    return _loaded_path is not None and _loaded_coreneuron
+
+
 def _set_coreneuron_library(build_dir: Path) -> None:
     lib = _library(build_dir, "libcorenrnmech")
     if lib is None:
@@ -380,6 +415,7 @@ def load_mechanisms(coreneuron: bool = False) -> Path:
 
 __all__ = [
     "CALCIUM_DYNAMICS", "CHANNEL_MECHANISMS", "MOD_DIR", "SYNAPSE_MECHANISMS", "build_mechanisms",
-    "cache_key", "cache_root", "find_nrnivmodl", "load_mechanisms", "loaded_mechanism_path",
+    "cache_key", "cache_root", "coreneuron_compile_flags", "coreneuron_loaded", "find_nrnivmodl",
+    "load_mechanisms", "loaded_mechanism_path",
     "mechanism_names", "mod_files", "neuron_version", "set_use_tables", "table_mechanisms",
 ]
