@@ -463,13 +463,15 @@ def test_coreneuron_build_matches_neuron(tmp_path):
 def test_coreneuron_builds_get_vectorising_flags(monkeypatch):
     monkeypatch.setattr(mech, "_cpu_flags", lambda: {"avx2", "fma", "sse2"})
     monkeypatch.setattr(mech.platform, "machine", lambda: "x86_64")
-    assert mech.coreneuron_compile_flags() == ["-ffast-math", "-mavx2", "-mfma"]
+    flags = mech.coreneuron_compile_flags()
+    assert flags[-2:] == ["-mavx2", "-mfma"] and "-D__FAST_MATH__" in flags
+    assert "-ffast-math" not in flags  # it would drop the NaN checks of the table lookups
     cmd = mech._nrnivmodl_command(Path("nrnivmodl"), True)
-    assert cmd[-3:] == ["-coreneuron", "-incflags", "-ffast-math -mavx2 -mfma"]
+    assert cmd[-3:] == ["-coreneuron", "-incflags", " ".join(flags)]
     assert "-incflags" not in mech._nrnivmodl_command(Path("nrnivmodl"), False)
     key = mech.cache_key(True)
     monkeypatch.setattr(mech, "_cpu_flags", lambda: {"sse2"})
-    assert mech.coreneuron_compile_flags() == ["-ffast-math"]
+    assert "-mavx2" not in mech.coreneuron_compile_flags()
     assert mech.cache_key(True) != key  # a build made for other CPU flags is never reused
     assert mech.cache_key(False) == mech.cache_key(False, mech.mod_files())
 
@@ -494,6 +496,13 @@ _SIMULATOR_ENGINES = textwrap.dedent("""
         res = sim.run(inputs, T, seed=0)
         out[name] = {"engine": res.config["engine"], "soma": res.soma_v_1ms.tolist(),
                      "spikes": res.spike_times_ms.tolist()}
+    from neuroemu.errors import SimulationError
+    sim.solver = SolverConfig()
+    sim.cell.sections.soma.ena = float("nan")
+    try:
+        sim.run(inputs, T, seed=0)
+    except SimulationError as exc:
+        out["nan_error"] = str(exc)
     print(json.dumps(out))
 """)
 
@@ -511,3 +520,4 @@ def test_simulator_coreneuron_matches_neuron(tmp_path):
     assert a.max() - a.min() > 5  # the inputs moved the soma
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert out["core"]["spikes"] == out["classic"]["spikes"]
+    assert "NaN" in out["nan_error"]  # a NaN voltage is an error in CoreNEURON too, not a crash

@@ -127,9 +127,10 @@ def test_report_cli_on_sweep(sweep_dir, capsys):
     assert "index.html" in capsys.readouterr().out
 
 
-def _row(cell, depth, width, auc, sd=0.002, val=None, params=None, ev=80.0):
+def _row(cell, depth, width, auc, sd=0.002, val=None, params=None, ev=80.0, n_spikes=100):
     return {"cell": cell, "name": f"{depth}x{width}x40", "depth": depth, "width": width, "receptive_field": 40,
             "n_parameters": params or depth * width * 1000, "spike_auc": auc, "spike_auc_sd": sd,
+            "n_test_spikes": n_spikes, "n_test_traces": 10,
             "val_spike_auc": auc if val is None else val, "soma_explained_variance": ev,
             "soma_explained_variance_sd": 1.0, "status": "done"}
 
@@ -154,6 +155,10 @@ def test_findings_reproduce_published_pattern():
     # a cell that cannot be compared makes the verdict inconclusive, not "reproduced"
     part = findings(rows[-2:] + [_row("nmda", 1, 8, float("nan"))], 0.97, cells=["nmda", "ampa", "iaf"])
     assert part["reproduced"] is None and part["cells_not_compared"] == ["nmda", "ampa"]
+    # too few test spikes: no verdict for that cell
+    few = findings([_row("nmda", 1, 8, 0.6, n_spikes=3), _row("nmda", 2, 8, 0.9, n_spikes=3)], 0.97)
+    assert few["reproduced"] is None and few["cells"]["nmda"]["too_few_test_spikes"] == 3
+    assert "too few" in few["cells"]["nmda"]["summary"]
     # a single I&F unit far below the best network contradicts the published result
     bad_unit = findings([_row("iaf", 1, 1, 0.80), _row("iaf", 1, 4, 0.99), _row("iaf", 2, 4, 0.99)], 0.97)
     assert bad_unit["cells"]["iaf"]["single_unit_suffices"] is False and bad_unit["reproduced"] is False
@@ -170,7 +175,8 @@ def test_study_scales_and_plan():
     assert paper["cells"]["nmda"]["configurations"] == 8 * 5 * 6
     assert paper["cells"]["nmda"]["trials"] == 10000 and paper["simulation_core_hours_est"] > 100
     tiny = study_plan(StudyConfig.for_scale("tiny"))
-    assert tiny["cells"]["iaf"]["configurations"] == 3 * 3 and tiny["simulation_core_hours_est"] < 0.2
+    assert tiny["cells"]["iaf"]["configurations"] == 3 * 3 + 1 and tiny["simulation_core_hours_est"] < 0.2
+    assert tiny["cells"]["iaf"]["names"][-1] == "1x1x40_linear"  # the published single linear unit
     with pytest.raises(ConfigError, match="scale"):
         StudyConfig.for_scale("huge")
     with pytest.raises(ConfigError, match="cells"):
@@ -187,13 +193,15 @@ def test_study_end_to_end_tiny(tmp_path):
     assert set(doc["datasets"]) == {"nmda", "ampa", "iaf"}
     assert doc["datasets"]["nmda"]["n_trials"] == 4 and doc["datasets"]["nmda"]["n_channels"] > 1000
     assert doc["datasets"]["iaf"]["n_channels"] == 100
-    assert sorted({r["cell"] for r in doc["rows"]}) == ["ampa", "iaf", "nmda"] and len(doc["rows"]) == 8
+    assert sorted({r["cell"] for r in doc["rows"]}) == ["ampa", "iaf", "nmda"] and len(doc["rows"]) == 9
+    unit = next(r for r in doc["rows"] if r["name"] == "1x1x40_linear")
+    assert unit["variant"] == "linear" and unit["n_parameters"] == 100 * 40 + 1 + 2 * 2  # no BatchNorm
     assert set(doc["findings"]["cells"]) == {"ampa", "iaf", "nmda"}
     for name in ("study.json", "study.csv", "figures/summary.png", "figures/complexity_panels.png",
                  "report/index.html"):
         assert (out / name).is_file(), name
     with open(out / "study.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 8
+        assert len(list(csv.DictReader(f))) == 9
     # resumable: nothing is simulated or trained again
     doc2 = run_study("tiny", out, config=cfg, workers=1, threads=1, sim_workers=1, report=False,
                      log=lambda m: None)

@@ -135,6 +135,7 @@ class L5PCSimulator:
         from neuron import coreneuron
 
         coreneuron.enable = True
+        coreneuron.verbose = 0  # no banner and progress bar on stdout
         try:
             h.finitialize(self.cell.biophysics.v_init)
             self._pc.psolve(float(duration_ms))

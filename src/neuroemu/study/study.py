@@ -25,7 +25,7 @@ should also come within ``auc_margin`` (or 2 SDs) of the best network.
 
 Scales (times measured or extrapolated on the 2-core development machine; see :data:`SCALES`):
 
-- ``tiny``: CI-sized (a few minutes): 10 L5PC trials of 1 s per variant, 40 I&F trials of 2 s, depths 1-3,
+- ``tiny``: CI-sized (a few minutes): 10 L5PC trials of 1 s per variant, 120 I&F trials of 2 s, depths 1-3,
   widths 4 and 16 (and 1 for the I&F), 100 training steps. Its numbers are a smoke test, not a result.
 - ``small``: a few hours on 2 cores: 48 L5PC trials of 4 s per variant (~1 h of simulation at ~20 s per
   simulated second per core), 400 I&F trials of 6 s, depths 1, 2, 3, 5, 7, widths 16 and 64 (and 1, 4 for the
@@ -73,14 +73,17 @@ class StudyConfig(Config):
     published ranges, :func:`neuroemu.inputs.generator.default_preset_name`). depths, widths, iaf_widths,
     receptive_fields, budget_steps, budget_minutes, preset, split_fractions, split, seed: the sweep of every cell
     (:class:`neuroemu.study.sweep.SweepConfig`). target_auc: AUC the "smallest network" must reach.
-    auc_margin: the smallest AUC difference counted as a real gain from depth.
+    auc_margin: the smallest AUC difference counted as a real gain from depth. min_test_spikes: fewer test
+    spikes than this leave a cell uncompared (inconclusive). iaf_published_unit: also train, on the I&F, the
+    published single-unit network (one linear unit, no BatchNorm, kernel T; ``TCNConfig.iaf_network``) as
+    the extra configuration ``1x1xT_linear``.
     """
 
     scale: str = "tiny"
     cells: list[str] = field(default_factory=lambda: ["nmda", "ampa", "iaf"])
     l5pc_trials: int = 10
     l5pc_duration_ms: int = 1000
-    iaf_trials: int = 40
+    iaf_trials: int = 120
     iaf_duration_ms: int = 2000
     inputs_presets: dict[str, str] = field(default_factory=dict)
     release_probability: float | None = None
@@ -97,6 +100,8 @@ class StudyConfig(Config):
     seed: int = 0
     target_auc: float = 0.9
     auc_margin: float = 0.005
+    min_test_spikes: int = 20
+    iaf_published_unit: bool = True
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -136,16 +141,25 @@ class StudyConfig(Config):
         """The :class:`~neuroemu.study.sweep.SweepConfig` used for ``cell``."""
         from neuroemu.study.sweep import SweepConfig
 
+        extra = []
+        if cell == "iaf" and self.iaf_published_unit:
+            from neuroemu.models.tcn import TCNConfig
+
+            unit = TCNConfig.iaf_network().to_dict()
+            for k in ("n_inputs", "widths", "first_layer", "kernels"):
+                unit.pop(k, None)
+            extra = [{**unit, "label": "linear", "kernels": [int(t)]} for t in sorted(set(self.receptive_fields))]
         return SweepConfig(depths=list(self.depths), widths=list(self.iaf_widths if cell == "iaf" else self.widths),
                            receptive_fields=list(self.receptive_fields), budget_steps=self.budget_steps,
                            budget_minutes=self.budget_minutes, preset=self.preset, training=dict(self.training),
-                           seed=self.seed, split_fractions=list(self.split_fractions), split=self.split)
+                           seed=self.seed, split_fractions=list(self.split_fractions), split=self.split,
+                           extra=extra)
 
 
 #: The named scales (fields of :class:`StudyConfig`). Times are for the 2-core development machine.
 SCALES: dict[str, dict[str, Any]] = {
     "tiny": dict(
-        l5pc_trials=10, l5pc_duration_ms=1000, iaf_trials=40, iaf_duration_ms=2000,
+        l5pc_trials=10, l5pc_duration_ms=1000, iaf_trials=120, iaf_duration_ms=2000,
         depths=[1, 2, 3], widths=[4, 16], iaf_widths=[1, 4, 16], receptive_fields=[40], budget_steps=100,
         split_fractions=[0.6, 0.2, 0.2], target_auc=0.9,
         description="CI smoke test (a few minutes on 2 cores): too little data and training for the numbers to "
@@ -299,16 +313,18 @@ def _sd(v: Any) -> float:
 
 
 def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005,
-             cells: list[str] | None = None) -> dict[str, Any]:
+             cells: list[str] | None = None, min_test_spikes: int = 20) -> dict[str, Any]:
     """Per cell: best depth-1 network vs best network (validation selects, test reports), the gain from
     depth with its combined SD, whether depth is needed, the smallest network reaching ``target_auc``, and
     whether this matches the published result (for ``iaf`` also: does a single unit suffice?).
 
-    ``reproduced`` is True when every cell of ``cells`` (default: the cells in ``rows``) could be compared and
+    A cell is compared only when its test trials hold at least ``min_test_spikes`` spikes (fewer make the
+    AUC and its subset SD meaningless). ``reproduced`` is True when every cell of ``cells`` (default: the cells in ``rows``) could be compared and
     matches the published result, False when a compared cell contradicts it, and None (inconclusive) when some
     cell could not be compared (for example no spike in its test trials); ``verdict`` says which in words.
     """
-    out: dict[str, Any] = {"target_auc": target_auc, "auc_margin": auc_margin, "cells": {}}
+    out: dict[str, Any] = {"target_auc": target_auc, "auc_margin": auc_margin, "min_test_spikes": min_test_spikes,
+                           "cells": {}}
     matches: dict[str, bool] = {}
     cells = list(cells) if cells is not None else sorted({str(r.get("cell")) for r in rows})
     for cell in cells:
@@ -316,7 +332,10 @@ def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005,
         d1, sel1 = _pick([r for r in cr if r.get("depth") == 1])
         best, sel = _pick(cr)
         f: dict[str, Any] = {"depth1": _brief(d1), "best": _brief(best), "selected_on": sel}
-        if d1 is not None and best is not None and _finite(d1.get("spike_auc")) and _finite(best.get("spike_auc")):
+        n_sp = min(int((r or {}).get("n_test_spikes") or 0) for r in (d1, best))
+        if d1 is not None and best is not None and n_sp < min_test_spikes:
+            f["too_few_test_spikes"] = n_sp
+        elif d1 is not None and best is not None and _finite(d1.get("spike_auc")) and _finite(best.get("spike_auc")):
             gain = float(best["spike_auc"]) - float(d1["spike_auc"])
             sd = math.hypot(_sd(best.get("spike_auc_sd")), _sd(d1.get("spike_auc_sd")))
             needed = bool(gain > auc_margin and gain > 2 * sd)
@@ -353,7 +372,7 @@ def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005,
     elif missing or not matches:
         out["reproduced"] = None
         out["verdict"] = (f"inconclusive: {', '.join(missing) or 'no cell'} could not be compared (no finished "
-                          "networks with a test AUC -- e.g. no spike in the test trials)")
+                          f"networks with a test AUC on at least {min_test_spikes} test spikes)")
     else:
         out["reproduced"] = True
         out["verdict"] = "reproduced: " + ", ".join(
@@ -379,6 +398,9 @@ def _fmt(v: Any, nd: int = 4) -> str:
 def _summary_line(cell: str, f: dict, target: float) -> str:
     if "depth_needed" not in f:
         b = f.get("best")
+        if "too_few_test_spikes" in f and _finite((b or {}).get("spike_auc")):
+            return (f"{cell}: only {f['too_few_test_spikes']} spikes in the test trials (best {b['name']} AUC "
+                    f"{_fmt(b['spike_auc'])}): too few to compare depths -- simulate more or longer trials")
         if b is not None and not _finite(b.get("spike_auc")):
             return (f"{cell}: no test AUC ({b.get('n_test_spikes')} spikes in its {b.get('n_test_traces')} test "
                     "traces): depths cannot be compared -- simulate more or longer trials")
@@ -487,7 +509,8 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
                                "configurations": len(rows), "trained_now": len(sw.get("trained_now", []))}
         doc["timings_s"][f"sweep_{cell}"] = round(time.monotonic() - t0, 1)
         _write(out, doc)
-    doc["findings"] = findings(doc["rows"], cfg.target_auc, cfg.auc_margin, cells=list(cfg.cells))
+    doc["findings"] = findings(doc["rows"], cfg.target_auc, cfg.auc_margin, cells=list(cfg.cells),
+                               min_test_spikes=cfg.min_test_spikes)
     incomplete = [c for c, s in doc["sweeps"].items() if s["status"] != "complete"]
     doc["status"] = "complete" if not incomplete else f"incomplete: sweeps {incomplete} have failed configurations"
     doc["timings_s"]["total_this_call"] = round(time.monotonic() - t_start, 1)

@@ -50,7 +50,7 @@ RESULT_NAME = "result.json"
 
 #: Columns of ``sweep.csv`` (and keys of every row in ``sweep.json``), in order.
 TABLE_COLUMNS = [
-    "name", "cell", "depth", "width", "receptive_field", "kernels", "architecture", "n_parameters",
+    "name", "cell", "variant", "depth", "width", "receptive_field", "kernels", "architecture", "n_parameters",
     "spike_auc", "spike_auc_sd", "tp_at_fp_0.0025", "tp_at_fp_0.001", "soma_explained_variance",
     "soma_explained_variance_sd", "soma_rmse_mv", "soma_mae_mv", "n_test_traces", "n_test_spikes",
     "val_spike_auc", "val_spike_auc_sd", "val_tp_at_fp_0.0025", "val_soma_explained_variance",
@@ -60,7 +60,7 @@ TABLE_COLUMNS = [
 
 #: SweepConfig fields that may change between runs of the same sweep directory (the grid); all the
 #: others define how each configuration is trained and evaluated and must stay the same.
-GRID_FIELDS = ("depths", "widths", "receptive_fields")
+GRID_FIELDS = ("depths", "widths", "receptive_fields", "extra")
 
 
 @dataclass
@@ -80,7 +80,10 @@ class SweepConfig(Config):
     windows during training) or ``last``. evaluation: extra
     :class:`~neuroemu.evaluation.protocol.EvaluationConfig` fields; ``drop_first_ms`` defaults to
     ``min(500, duration // 4)`` so that short trials keep most of their length. first_kernel_fraction: see
-    :func:`kernels_for`.
+    :func:`kernels_for`. extra: configurations trained in addition to the grid, each a dict with ``label``,
+    ``depth``, ``width``, ``kernels`` and any other TCNConfig fields (e.g. the published I&F network:
+    ``{"label": "linear", "depth": 1, "width": 1, "kernels": [80], "activation": "linear",
+    "batchnorm": False}``); its run is named ``<D>x<W>x<T>_<label>``.
     """
 
     depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 7])
@@ -97,6 +100,7 @@ class SweepConfig(Config):
     checkpoint: str = "best"
     evaluation: dict[str, Any] = field(default_factory=dict)
     first_kernel_fraction: float = 1.0 / 3.0
+    extra: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -128,6 +132,12 @@ class SweepConfig(Config):
         for key in ("depth", "width", "kernels", "widths", "n_inputs"):
             if key in self.model:
                 raise ConfigError(f"SweepConfig.model may not set {key!r}: the sweep grid chooses it")
+        for i, x in enumerate(self.extra):
+            if not isinstance(x, dict) or not {"label", "depth", "width", "kernels"} <= set(x):
+                raise ConfigError(f"SweepConfig.extra[{i}] must be a dict with label, depth, width and kernels, "
+                                  f"got {x!r}")
+            if not str(x["label"]).replace("_", "").replace("-", "").isalnum():
+                raise ConfigError(f"SweepConfig.extra[{i}].label {x['label']!r} must be letters, digits, - or _")
         for key in ("max_steps", "max_minutes", "seed", "split_fractions"):
             if key in self.training:
                 raise ConfigError(f"SweepConfig.training may not set {key!r}: use SweepConfig's budget_steps, "
@@ -157,11 +167,13 @@ def kernels_for(depth: int, receptive_field: int, first_kernel_fraction: float =
 
 @dataclass
 class SweepEntry:
-    """One configuration of the grid."""
+    """One configuration: of the grid, or an extra one with its own model fields and ``label``."""
 
     depth: int
     width: int
     kernels: list[int]
+    model: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
 
     @property
     def receptive_field(self) -> int:
@@ -170,8 +182,14 @@ class SweepEntry:
 
     @property
     def name(self) -> str:
-        """Run directory name ``<D>x<W>x<T>`` (the published DxWxT naming)."""
-        return f"{self.depth}x{self.width}x{self.receptive_field}"
+        """Run directory name ``<D>x<W>x<T>`` (the published DxWxT naming), ``_<label>`` for extras."""
+        base = f"{self.depth}x{self.width}x{self.receptive_field}"
+        return f"{base}_{self.label}" if self.label else base
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (task argument of the worker processes)."""
+        return {"depth": self.depth, "width": self.width, "kernels": list(self.kernels), "model": dict(self.model),
+                "label": self.label}
 
 
 def sweep_entries(config: SweepConfig) -> list[SweepEntry]:
@@ -188,6 +206,11 @@ def sweep_entries(config: SweepConfig) -> list[SweepEntry]:
                 for t in sorted(set(config.receptive_fields)):
                     e = SweepEntry(d, w, kernels_for(d, t, config.first_kernel_fraction))
                     out.setdefault(e.name, e)
+    for x in config.extra:
+        x = dict(x)
+        e = SweepEntry(int(x.pop("depth")), int(x.pop("width")), [int(k) for k in x.pop("kernels")],
+                       label=str(x.pop("label")), model=x)
+        out.setdefault(e.name, e)
     return list(out.values())
 
 
@@ -233,7 +256,8 @@ def _metric(ev: dict, key: str) -> Any:
 
 def _row(entry: SweepEntry, cell: str, mcfg, val: dict, test: dict, train_info: dict, run_dir: Path,
          eval_s: float) -> dict[str, Any]:
-    row = {"name": entry.name, "cell": cell, "depth": entry.depth, "width": entry.width,
+    row = {"name": entry.name, "cell": cell, "variant": entry.label or "grid", "depth": entry.depth,
+           "width": entry.width,
            "receptive_field": entry.receptive_field, "kernels": list(entry.kernels), "architecture": mcfg.name,
            "n_parameters": int(mcfg.n_parameters)}
     for k in ("spike_auc", "spike_auc_sd", "tp_at_fp_0.0025", "tp_at_fp_0.001", "soma_explained_variance",
@@ -277,7 +301,7 @@ def train_and_evaluate(data_dir: str, config_dict: dict, entry_dict: dict, run_d
         ds = open_dataset(data_dir)
     tcfg = _training_config(config, int(ds.duration_ms), threads)
     mcfg = TCNConfig(n_inputs=int(ds.n_channels), depth=entry.depth, width=entry.width,
-                     kernels=list(entry.kernels), **config.model)
+                     kernels=list(entry.kernels), **{**config.model, **entry.model})
     resumable = (out / "run.json").is_file() and (out / "checkpoints" / "last.pt").is_file()
     if out.exists() and not resumable:
         shutil.rmtree(out)
@@ -305,7 +329,7 @@ def _safe_task(*args) -> dict[str, Any]:
         return train_and_evaluate(*args)
     except (NeuroemuError, RuntimeError, MemoryError) as e:
         entry = SweepEntry(**args[2])
-        return {"name": entry.name, "depth": entry.depth, "width": entry.width,
+        return {"name": entry.name, "variant": entry.label or "grid", "depth": entry.depth, "width": entry.width,
                 "receptive_field": entry.receptive_field, "kernels": list(entry.kernels),
                 "status": f"failed: {type(e).__name__}: {e}", "run_dir": args[3]}
 
@@ -524,7 +548,7 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
             say(f"  [{len(trained_now)}/{len(todo)}] {row['name']}: {row.get('status')}")
         _write_sweep_json(out_dir, config, dataset, ordered(), "running", {})
 
-    tasks = [(str(data_dir), config.to_dict(), {"depth": e.depth, "width": e.width, "kernels": list(e.kernels)},
+    tasks = [(str(data_dir), config.to_dict(), e.to_dict(),
               str(out_dir / "runs" / e.name), threads) for e in todo]
     try:
         if client is not None:
