@@ -317,7 +317,7 @@ def train_and_evaluate(data_dir: str, config_dict: dict, entry_dict: dict, run_d
     test = evaluate(out, ds, split="test", out=out / "eval_test.json", checkpoint=config.checkpoint, config=ecfg,
                     device="auto")
     row = _row(entry, _cell_label(ds.config), mcfg, val, test, train_info, out, time.monotonic() - t0)
-    atomic_write_text(out / RESULT_NAME, json.dumps({"row": row, "train": train_info,
+    atomic_write_text(out / RESULT_NAME, json.dumps({"row": row, "entry": entry.to_dict(), "train": train_info,
                                                      "evaluation": ecfg.to_dict()}, indent=1))
     return row
 
@@ -335,14 +335,19 @@ def _safe_task(*args) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- the sweep
-def _finished_row(run_dir: Path) -> dict[str, Any] | None:
+def _finished_row(run_dir: Path, entry: SweepEntry) -> dict[str, Any] | None:
     path = run_dir / RESULT_NAME
     if not path.is_file():
         return None
     try:
-        row = json.loads(path.read_text())["row"]
+        doc = json.loads(path.read_text())
+        row = doc["row"]
     except (OSError, ValueError, KeyError):
         return None
+    stored = doc.get("entry")
+    if stored is not None and stored != entry.to_dict():
+        raise ConfigError(f"{run_dir} was trained as {stored}, but the sweep now defines {entry.name} as "
+                          f"{entry.to_dict()}; remove {run_dir} or give the extra configuration another label")
     return row if row.get("status") == "done" else None
 
 
@@ -500,7 +505,7 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     todo = []
     for e in entries:
         rd = out_dir / "runs" / e.name
-        done = _finished_row(rd)
+        done = _finished_row(rd, e)
         if done is not None:
             rows[e.name] = done
         else:
