@@ -195,7 +195,7 @@ def test_study_end_to_end_tiny(tmp_path):
     assert doc["datasets"]["iaf"]["n_channels"] == 100
     assert sorted({r["cell"] for r in doc["rows"]}) == ["ampa", "iaf", "nmda"] and len(doc["rows"]) == 9
     unit = next(r for r in doc["rows"] if r["name"] == "1x1x40_linear")
-    assert unit["variant"] == "linear" and unit["n_parameters"] == 100 * 40 + 1 + 2 * 2  # no BatchNorm
+    assert unit["variant"] == "linear" and unit["n_parameters"] == 100 * 40 + 1 + 2 + 2 * 2  # one unit + BN
     assert set(doc["findings"]["cells"]) == {"ampa", "iaf", "nmda"}
     for name in ("study.json", "study.csv", "figures/summary.png", "figures/complexity_panels.png",
                  "report/index.html"):
