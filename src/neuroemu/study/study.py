@@ -319,10 +319,11 @@ def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005,
     depth with its combined SD, whether depth is needed, the smallest network reaching ``target_auc``, and
     whether this matches the published result (for ``iaf`` also: does a single unit suffice?).
 
-    A cell is compared only when its test trials hold at least ``min_test_spikes`` spikes (fewer make the
-    AUC and its subset SD meaningless). ``reproduced`` is True when every cell of ``cells`` (default: the cells in ``rows``) could be compared and
-    matches the published result, False when a compared cell contradicts it, and None (inconclusive) when some
-    cell could not be compared (for example no spike in its test trials); ``verdict`` says which in words.
+    A cell is compared only when its test trials hold at least ``min_test_spikes`` spikes (fewer make the AUC
+    and its subset SD meaningless). ``reproduced`` is True when every cell of ``cells`` (default: the cells in
+    ``rows``) could be compared and matches the published result, False when a compared cell contradicts it, and
+    None (inconclusive) when some cell could not be compared (for example no spike in its test trials);
+    ``verdict`` says which in words.
     """
     out: dict[str, Any] = {"target_auc": target_auc, "auc_margin": auc_margin, "min_test_spikes": min_test_spikes,
                            "cells": {}}

@@ -485,13 +485,13 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train and evaluate every configuration of ``config`` on ``data_dir``; write ``out_dir`` (see module doc).
 
-    workers: parallel local training processes (default: one per core -- one per GPU where CUDA is
-    available -- and at most one per configuration; ``workers=1`` trains in this process). threads: torch
-    threads per training process (default ``cores // workers``; the small sweep networks gain little from
-    more, and oversubscribed cores slow every process down). client / scheduler: run on a Dask cluster instead (one thread per task; shared file
-    system needed). figures: write the accuracy-vs-complexity PNGs. Finished configurations are kept; failed
-    ones are reported in the table (``status``) and retried on the next run. Returns the ``sweep.json`` dict
-    plus ``trained_now`` (names of the configurations trained by this call).
+    workers: parallel local training processes (default: one per core -- one per GPU where CUDA is available --
+    and at most one per configuration; ``workers=1`` trains in this process). threads: torch threads per
+    training process (default ``cores // workers``; the small sweep networks gain little from more, and
+    oversubscribed cores slow every process down). client / scheduler: run on a Dask cluster instead (one thread
+    per task; shared file system needed). figures: write the accuracy-vs-complexity PNGs. Finished
+    configurations are kept; failed ones are reported in the table (``status``) and retried on the next run.
+    Returns the ``sweep.json`` dict plus ``trained_now`` (names of the configurations trained by this call).
     """
     config.validate()
     data_dir = Path(data_dir).resolve()
