@@ -6,19 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from neuroemu.cli._args import int_list
 from neuroemu.errors import ConfigError
 
 __all__ = ["register"]
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("empty list")
-    return vals
 
 
 def register(subparsers) -> None:
@@ -34,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", choices=["tcn"], default="tcn", help="model family (default: tcn)")
     p.add_argument("--depth", type=int, default=3, help="number of layers (default 3; published best: 7)")
     p.add_argument("--width", type=int, default=64, help="units per layer (default 64; published best: 128)")
-    p.add_argument("--kernels", type=_int_list, metavar="K1,K2,...",
+    p.add_argument("--kernels", type=int_list, metavar="K1,K2,...",
                    help="kernel length per layer in ms (default: 43 for depth 1, else 39 then 20s)")
     p.add_argument("--dvt-components", type=int, default=0, metavar="N",
                    help="also predict N whitened PCs of the dendritic voltages (needs them in the dataset)")
@@ -71,7 +64,7 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a checkpoint file")
     p.add_argument("--one-pass", action="store_true",
                    help="run each trace in one pass instead of overlapping windows (same numbers, faster)")
-    p.add_argument("--spike-range", type=_int_list, default=[0, 24], metavar="MIN,MAX",
+    p.add_argument("--spike-range", type=int_list, default=[0, 24], metavar="MIN,MAX",
                    help="keep traces with MIN..MAX spikes after the dropped start (default 0,24)")
     p.add_argument("--drop-first-ms", type=int, default=500, help="ms dropped at the start of each trace")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")

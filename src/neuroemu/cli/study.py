@@ -6,19 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from neuroemu.cli._args import int_list
 from neuroemu.errors import ConfigError
 
 __all__ = ["register"]
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("empty list")
-    return vals
 
 
 def _sweep_config(args: argparse.Namespace):
@@ -120,9 +113,9 @@ def register(subparsers) -> None:
                     "by the other layers.")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset directory (from 'neuroemu simulate')")
     p.add_argument("--out", required=True, metavar="SWEEP", help="sweep directory (created or resumed)")
-    p.add_argument("--depths", type=_int_list, metavar="D1,D2,...", help="depths (default 1,2,3,4,5,7)")
-    p.add_argument("--widths", type=_int_list, metavar="W1,W2,...", help="widths (default 8,32,128)")
-    p.add_argument("--receptive-fields", type=_int_list, metavar="T1,T2,...",
+    p.add_argument("--depths", type=int_list, metavar="D1,D2,...", help="depths (default 1,2,3,4,5,7)")
+    p.add_argument("--widths", type=int_list, metavar="W1,W2,...", help="widths (default 8,32,128)")
+    p.add_argument("--receptive-fields", type=int_list, metavar="T1,T2,...",
                    help="receptive fields in ms (default: the published-style kernels of each depth)")
     p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default 2000)")
     p.add_argument("--budget-minutes", type=float, metavar="M", help="training minutes per configuration")
