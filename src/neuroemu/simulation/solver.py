@@ -7,9 +7,10 @@ the rate functions directly, as the published mod files did).
 
 The defaults: fixed step dt = 0.025 ms with Crank-Nicolson (``secondorder=2``), the mechanisms'
 lookup tables, soma and nexus recorded only, run in CoreNEURON when the process can. On the
-built-in cell they reproduced every output spike of the published settings within 0.5 ms in the
-trials measured, about 4x faster. Backward Euler at the same step lagged by ~0.3 ms and missed the
-1-ms window for 10-30% of spikes; Crank-Nicolson at dt >= 0.03125 ms for 4-20%.
+built-in cell (3 six-second trials, 88 output spikes) they reproduced every output spike of the
+published settings within 0.88 ms, 4.7x faster in CPU time (2.6x when run in classic NEURON).
+Backward Euler at the same step put 30% of the spikes more than 1 ms away; Crank-Nicolson at
+dt = 0.04 or 0.05 ms 18-23%.
 """
 from __future__ import annotations
 
