@@ -273,18 +273,9 @@ def rheobase(cell: Any, duration_ms: float = 500.0, lo_nA: float = 0.0, hi_nA: f
 
 def apical_main_path(cell: Any) -> list[Any]:
     """Apical sections from the apical root to the tip farthest from the soma (the path holding the nexus)."""
-    from neuron import h
+    from neuroemu.cells.segments import apical_path_to_farthest_tip
 
-    apical = list(cell.sections.apical)
-    members = set(apical)
-    tip = max(apical, key=lambda sec: float(h.distance(cell.soma_segment, sec(1.0))))
-    path = [tip]
-    while True:
-        parent = path[-1].parentseg()
-        if parent is None or parent.sec not in members:
-            break
-        path.append(parent.sec)
-    return path[::-1]
+    return apical_path_to_farthest_tip(cell.sections)
 
 
 def main_trunk_segments(cell: Any, beyond_nexus: bool = False) -> list[Any]:

@@ -218,7 +218,7 @@ def _distance(h: Any, origin: Any, seg: Any) -> float:
     return float(h.distance(origin, seg))
 
 
-def _apical_path_to_farthest_tip(cell_sections: Any) -> list[Any]:
+def apical_path_to_farthest_tip(cell_sections: Any) -> list[Any]:
     """Apical sections from the apical root to the tip with the largest path distance (inclusive)."""
     from neuron import h
 
@@ -249,7 +249,7 @@ def nexus_site(cell_sections: Any, distance_um: float = NEXUS_DISTANCE_UM) -> Ne
     origin = cell_sections.soma(0.5)
     index = {sec: i for i, sec in enumerate(cell_sections.apical)}
     best: tuple[float, float, Any, int, float] | None = None
-    for sec in _apical_path_to_farthest_tip(cell_sections):
+    for sec in apical_path_to_farthest_tip(cell_sections):
         for j, seg in enumerate(sec):
             d = _distance(h, origin, seg)
             key = abs(d - distance_um)
