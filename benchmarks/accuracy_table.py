@@ -5,6 +5,12 @@ trials, with the same validation and test trials (a spike-stratified split of wh
 same wall-time budget, and scores every run on the test trials by the published protocol.
 
     python benchmarks/accuracy_table.py --data data/nmda --out runs/accuracy --minutes 5
+    python benchmarks/accuracy_table.py --data data/nmda --out runs/acc --slices 0.25 --steps 20000 --minutes 4 &
+    python benchmarks/accuracy_table.py --data data/nmda --out runs/acc --slices 1.0 --steps 20000 --minutes 4 &
+    wait; python benchmarks/accuracy_table.py --data data/nmda --out runs/acc --slices 0.25,1.0 --collect
+
+Runs whose ``eval_test.json`` exists are kept (several invocations can share one ``--out``, one per slice, to
+train in parallel, e.g. on one GPU); ``--collect`` only prints the table of the finished runs.
 """
 from __future__ import annotations
 
@@ -30,8 +36,13 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=5.0, help="training wall-time budget per run")
+    ap.add_argument("--steps", type=int, default=None, help="training step budget per run (default: none)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    ap.add_argument("--models", default="1x128,7x128", help="comma-separated subset of 1x128, 7x128")
+    ap.add_argument("--collect", action="store_true", help="train nothing: tabulate the finished runs")
     ap.add_argument("--slices", default="0.5,1.0", help="fractions of the training trials used")
-    ap.add_argument("--preset", default="modern")
+    ap.add_argument("--preset", default="modern", help="training preset: modern (default) or published (with "
+                    "--steps, its 5-stage schedule is compressed to fit)")
     args = ap.parse_args()
 
     base = StratifiedDataset(args.data)
@@ -48,15 +59,23 @@ def main() -> None:
 
         ds = Sliced(args.data)
         for name, m in MODELS.items():
+            if name.split()[0] not in args.models.split(","):
+                continue
             run = out / f"train{len(subset)}_{name.split()[0]}"
             if not (run / "eval_test.json").exists():
+                if args.collect:
+                    continue
                 if not (run / "run.json").exists():
                     t0 = time.monotonic()
-                    tcfg = TrainingConfig.from_preset(args.preset).replace(max_minutes=args.minutes)
-                    train(ds, TCNConfig(n_inputs=ds.n_channels, **m), tcfg, run, progress=True)
+                    tcfg = TrainingConfig.from_preset(args.preset).replace(
+                        max_minutes=args.minutes, max_steps=args.steps, device=args.device,
+                        # the published 5-stage schedule, scaled to fit the step budget
+                        compress_schedule=args.preset == "published" and args.steps is not None)
+                    res = train(ds, TCNConfig(n_inputs=ds.n_channels, **m), tcfg, run, progress=True)
                     minutes = (time.monotonic() - t0) / 60
                     (run / "wall_minutes.txt").write_text(f"{minutes:.2f}\n")
-                evaluate(run, ds, split="test", out=run / "eval_test.json")
+                    (run / "steps.txt").write_text(f"{res.steps}\n")
+                evaluate(run, ds, split="test", out=run / "eval_test.json", device=args.device)
             met = json.loads((run / "eval_test.json").read_text())
             hours = len(subset) * base.duration_ms / 3.6e6
             rows.append({"train_trials": len(subset), "train_hours": round(hours, 3), "model": name,
@@ -64,18 +83,21 @@ def main() -> None:
                          "tp_at_fp_0.0025": met["tp_at_fp_0.0025"], "soma_rmse_mv": met["soma_rmse_mv"],
                          "n_test_traces": met["n_traces"], "n_test_spikes": met["n_spikes"],
                          "train_minutes": float((run / "wall_minutes.txt").read_text())
-                         if (run / "wall_minutes.txt").exists() else None})
+                         if (run / "wall_minutes.txt").exists() else None,
+                         "train_steps": int((run / "steps.txt").read_text()) if (run / "steps.txt").exists()
+                         else None})
     print(f"dataset {args.data}: {base.n_trials} trials of {base.duration_ms} ms; "
           f"train/val/test {len(train_idx)}/{len(val_idx)}/{len(test_idx)} trials")
-    print("| train trials (h) | model | spike AUC | TP @ 0.25% FP | soma RMSE (mV) | train min |")
-    print("|---|---|---|---|---|---|")
+    print("| train trials (h) | model | spike AUC | TP @ 0.25% FP | soma RMSE (mV) | steps | train min |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         auc = "n/a" if r["spike_auc"] is None else f"{r['spike_auc']:.4f} ± {r['spike_auc_sd'] or 0:.4f}"
         tp = "n/a" if r["tp_at_fp_0.0025"] is None else f"{r['tp_at_fp_0.0025']:.3f}"
         rmse = "n/a" if r["soma_rmse_mv"] is None else f"{r['soma_rmse_mv']:.2f}"
         print(f"| {r['train_trials']} ({r['train_hours']:.3f} h) | {r['model']} | {auc} | {tp} | {rmse} | "
-              f"{r['train_minutes'] or 0:.1f} |")
-    (out / "accuracy_table.json").write_text(json.dumps(rows, indent=2))
+              f"{r['train_steps'] or 'n/a'} | {r['train_minutes'] or 0:.1f} |")
+    if rows:
+        (out / "accuracy_table.json").write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -189,6 +189,28 @@ def test_forward_long_chunks_are_exact():
     np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6)
 
 
+def test_bf16_inference_is_close_to_fp32_and_heads_stay_float32():
+    torch.manual_seed(3)
+    model = TCN(TCNConfig(n_inputs=40, depth=3, width=16, kernels=[9, 5, 5])).eval()
+    with torch.no_grad():  # weights of a trained size (the published init is too small to show rounding)
+        for prm in model.parameters():
+            prm.normal_(0.0, 0.3)
+    x = _spikes((2, 300, 40), 0.05, seed=3).to(torch.uint8)
+    with torch.no_grad():
+        ref = model.infer(x, "fp32")
+        low = model.infer(x, "bf16")
+    assert low.spike_logits.dtype == torch.float32 and low.soma.dtype == torch.float32
+    scale = float(ref.spike_logits.abs().max()) + 1e-6
+    err = float((low.spike_logits - ref.spike_logits).abs().max())
+    assert 0 < err < 0.05 * scale  # bf16 differs, but only by rounding
+    lg32, _ = forward_long(model, x)
+    lg16, _ = forward_long(model, x, precision="bf16")
+    np.testing.assert_allclose(lg16, low.spike_logits.numpy(), rtol=1e-5, atol=1e-5)
+    assert np.abs(lg16 - lg32).max() > 0
+    with pytest.raises(ConfigError, match="precision"):
+        model.infer(x, "fp8")
+
+
 # --------------------------------------------------------------------------- Emulator API
 def _save_emulator(tmp_path, n_exc=6, n_inh=2):
     from neuroemu.models.checkpoint import RUN_FORMAT_VERSION, atomic_torch_save

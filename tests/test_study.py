@@ -109,6 +109,12 @@ def test_sweep_resume_keeps_finished_and_checks_settings(sweep_dir, iaf_data):
     assert {p.parent.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*/result.json")} == results
     # an interrupted configuration (no result.json) is finished from its checkpoint; the grid may grow
     (out / "runs" / "2x4x20" / "result.json").unlink()
+    # ... but not with train=False: that only tabulates what is finished
+    doc = run_sweep(iaf_data, cfg.replace(widths=[1, 2, 4]), out, workers=1, threads=1, figures=False,
+                    log=lambda m: None, train=False)
+    assert doc["trained_now"] == [] and len(doc["rows"]) == 3
+    assert doc["status"] == "incomplete: 3 not trained"
+    assert not (out / "runs" / "2x4x20" / "result.json").exists()
     doc = run_sweep(iaf_data, cfg.replace(widths=[1, 2, 4]), out, workers=1, threads=1, figures=False,
                     log=lambda m: None)
     assert sorted(doc["trained_now"]) == ["1x2x20", "2x2x20", "2x4x20"]

@@ -285,6 +285,12 @@ def test_cli_on_iaf_dataset(tmp_path, capsys):
         assert z["soma_v_pred_mv"].dtype == np.float32
         direct = Emulator.load(run).predict(InputSpikes.load_npz(inp))
         np.testing.assert_array_equal(z["spike_prob"], direct["spike_prob"])
+    rc = main(["predict", "--run", str(run), "--inputs", str(inp), "--out", str(tmp_path / "out16.npz"),
+               "--threads", "1", "--precision", "bf16"])
+    assert rc == 0
+    with np.load(tmp_path / "out16.npz") as z:  # bf16 inference: float32 outputs, close to fp32
+        assert z["spike_prob"].dtype == np.float32
+        np.testing.assert_allclose(z["spike_prob"], direct["spike_prob"], atol=0.02)
     # bad input file: channel out of range, wrong shape
     InputSpikes(np.array([[80, 5]]), np.zeros((0, 2))).save_npz(tmp_path / "bad.npz")
     assert main(["predict", "--run", str(run), "--inputs", str(tmp_path / "bad.npz"),

@@ -10,7 +10,12 @@ The main entry points are imported lazily so that ``import neuroemu`` stays fast
 """
 from __future__ import annotations
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# NEURON without its GUI (no "no DISPLAY" warning on headless machines); set before any stage imports neuron
+_os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
 
 _LAZY = {
     "simulate": ("neuroemu.simulation", "simulate"),

@@ -68,6 +68,8 @@ def register(subparsers) -> None:
                    help="keep traces with MIN..MAX spikes after the dropped start (default 0,24)")
     p.add_argument("--drop-first-ms", type=int, default=500, help="ms dropped at the start of each trace")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="inference precision: fp32 (default) or bf16 (about 2x faster on CPUs with AVX512-BF16)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
@@ -83,6 +85,8 @@ def register(subparsers) -> None:
     p.add_argument("--duration-ms", type=int, help="trace length (default: last input spike + 1)")
     p.add_argument("--checkpoint", default="best", help="best (default), last, or a checkpoint file")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="inference precision: fp32 (default) or bf16 (about 2x faster on CPUs with AVX512-BF16)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.set_defaults(func=_cmd_predict)
 
@@ -147,7 +151,7 @@ def _cmd_evaluate(args) -> int:
     if len(args.spike_range) != 2:
         raise ConfigError(f"--spike-range needs MIN,MAX, got {args.spike_range}")
     cfg = EvaluationConfig(mode="one_pass" if args.one_pass else "windows", spike_range=args.spike_range,
-                           drop_first_ms=args.drop_first_ms)
+                           drop_first_ms=args.drop_first_ms, precision=args.precision)
     res = evaluate(args.run, dataset=args.data, split=args.split, out=args.out, checkpoint=args.checkpoint,
                    config=cfg, device=args.device, progress=not args.no_progress)
     keys = ["spike_auc", "spike_auc_sd", "tp_at_fp_0.001", "tp_at_fp_0.0025", "soma_rmse_mv", "soma_mae_mv",
@@ -164,7 +168,7 @@ def _cmd_predict(args) -> int:
     from neuroemu.models.emulator import Emulator
 
     _set_threads(args.threads)
-    emu = Emulator.load(args.run, checkpoint=args.checkpoint, device=args.device)
+    emu = Emulator.load(args.run, checkpoint=args.checkpoint, device=args.device, precision=args.precision)
     inputs = InputSpikes.load_npz(args.inputs)
     out = emu.predict(inputs, duration_ms=args.duration_ms, source=str(args.inputs))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ConfigError("--out STUDY is required (or use --dry-run to print the plan)")
     doc = run_study(cfg.scale, args.out, config=cfg, workers=args.workers, threads=args.threads,
                     sim_workers=args.sim_workers,
-                    scheduler=args.scheduler, report=not args.no_report)
-    return 0 if doc["status"] == "complete" else 2
+                    scheduler=args.scheduler, report=not args.no_report, train=not args.no_train)
+    return 0 if doc["status"] == "complete" or args.no_train else 2
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
@@ -149,6 +149,8 @@ def register(subparsers) -> None:
     p.add_argument("--sim-workers", type=int, metavar="N", help="simulation processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler for simulation and training")
     p.add_argument("--dry-run", action="store_true", help="print the configuration and plan, run nothing")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: findings, figures and report of the configurations finished so far")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report")
     p.set_defaults(func=_cmd_study)
 

@@ -27,6 +27,7 @@ from neuroemu.errors import ConfigError, DatasetError
 from neuroemu.evaluation.metrics import PUBLISHED_FP_RATES, soma_metrics, spike_metrics, subset_variability
 from neuroemu.models.checkpoint import atomic_write_text
 from neuroemu.models.emulator import Emulator, forward_long
+from neuroemu.models.tcn import PRECISIONS
 from neuroemu.training.data import (TrialSource, check_channels, dataset_fingerprint, open_dataset, trial_indices,
                                     window_inputs)
 from neuroemu.training.targets import soma_target
@@ -49,8 +50,11 @@ class EvaluationConfig(Config):
     subset_seed: int = 0
     fp_rates: list[float] = field(default_factory=lambda: list(PUBLISHED_FP_RATES))
     batch_size: int = 32
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"EvaluationConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.mode not in ("windows", "one_pass"):
             raise ConfigError(f"EvaluationConfig.mode must be 'windows' or 'one_pass', got {self.mode!r}")
         if len(self.spike_range) != 2 or self.spike_range[0] > self.spike_range[1]:
@@ -87,7 +91,7 @@ def window_plan(duration_ms: int, receptive_field: int, window_ms: int = 400) ->
 
 @torch.no_grad()
 def predict_windows(tcn, x: np.ndarray, window_ms: int = 400, batch_size: int = 32,
-                    device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                    device: torch.device | str = "cpu", precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """Published full-trace prediction of one (time, channels) trace -> (spike logits, soma target)."""
     duration = x.shape[0]
     plan = window_plan(duration, tcn.config.receptive_field, window_ms)
@@ -98,7 +102,7 @@ def predict_windows(tcn, x: np.ndarray, window_ms: int = 400, batch_size: int = 
     logits = np.empty((len(starts), window_ms), np.float32)
     soma = np.empty((len(starts), window_ms), np.float32)
     for a in range(0, len(starts), batch_size):
-        out = tcn(torch.from_numpy(wins[a:a + batch_size]).to(device))
+        out = tcn.infer(torch.from_numpy(wins[a:a + batch_size]).to(device), precision)
         logits[a:a + batch_size] = out.spike_logits.float().cpu().numpy()
         soma[a:a + batch_size] = out.soma.float().cpu().numpy()
     full_l = np.empty(padded.shape[0], np.float32)
@@ -122,9 +126,9 @@ def predict_traces(emulator: Emulator, ds: TrialSource, trials: Sequence[int], m
     for i in it:
         x = window_inputs(ds, int(i), 0, int(ds.duration_ms), inputs)
         if mode == "windows":
-            out.append(predict_windows(emulator.tcn, x, window_ms, batch_size, emulator.device))
+            out.append(predict_windows(emulator.tcn, x, window_ms, batch_size, emulator.device, emulator.precision))
         else:
-            lg, so = forward_long(emulator.tcn, x, device=emulator.device)
+            lg, so = forward_long(emulator.tcn, x, device=emulator.device, precision=emulator.precision)
             out.append((lg[0], so[0]))
     return out
 
@@ -197,7 +201,7 @@ def evaluate(run_dir: str | Path, dataset: TrialSource | str | Path | None = Non
     """
     cfg = config or EvaluationConfig()
     t0 = time.monotonic()
-    emu = Emulator.load(run_dir, checkpoint=checkpoint, device=device)
+    emu = Emulator.load(run_dir, checkpoint=checkpoint, device=device, precision=cfg.precision)
     run = emu.run
     if dataset is None:
         path = run.get("dataset", {}).get("path")

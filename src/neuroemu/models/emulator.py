@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroemu.errors import CheckpointError, InputSpikesError
+from neuroemu.errors import CheckpointError, ConfigError, InputSpikesError
 from neuroemu.inputs.spikes import InputSpikes
 from neuroemu.models.checkpoint import checkpoint_path, load_checkpoint, read_run
-from neuroemu.models.tcn import TCN, TCNConfig
+from neuroemu.models.tcn import PRECISIONS, TCN, TCNConfig
 
 __all__ = ["Emulator", "EmulatorModule", "forward_long"]
 
@@ -43,10 +43,10 @@ class EmulatorModule(nn.Module):
 
 @torch.no_grad()
 def forward_long(tcn: TCN, x: np.ndarray | torch.Tensor, chunk_ms: int = 32768,
-                 device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                 device: torch.device | str = "cpu", precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """Run ``tcn`` (eval mode) on (batch, time, channels) input in one pass, in time chunks overlapping by
-    the receptive field minus one (exact for a causal network). Returns float32 (spike logits, soma
-    target) arrays of shape (batch, time)."""
+    the receptive field minus one (exact for a causal network), in ``precision`` (:meth:`TCN.infer`).
+    Returns float32 (spike logits, soma target) arrays of shape (batch, time)."""
     xt = torch.as_tensor(x)
     if xt.dim() == 2:
         xt = xt.unsqueeze(0)
@@ -58,7 +58,7 @@ def forward_long(tcn: TCN, x: np.ndarray | torch.Tensor, chunk_ms: int = 32768,
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
         lo = max(0, start - halo)
-        out = tcn(xt[:, lo:stop].to(device))
+        out = tcn.infer(xt[:, lo:stop].to(device), precision)
         logits[:, start:stop] = out.spike_logits[:, start - lo:].float().cpu().numpy()
         soma[:, start:stop] = out.soma[:, start - lo:].float().cpu().numpy()
     return logits, soma
@@ -69,8 +69,12 @@ class Emulator:
 
     def __init__(self, tcn: TCN, n_exc: int, n_inh: int, soma_offset_mv: float = 67.7,
                  soma_clip_mv: float = -55.0, run: dict[str, Any] | None = None,
-                 checkpoint: dict[str, Any] | None = None, device: str | torch.device = "cpu") -> None:
+                 checkpoint: dict[str, Any] | None = None, device: str | torch.device = "cpu",
+                 precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = torch.device(device)
+        self.precision = precision
         self.tcn = tcn.to(self.device).eval()
         self.n_exc = int(n_exc)
         self.n_inh = int(n_inh)
@@ -85,9 +89,10 @@ class Emulator:
 
     @classmethod
     def load(cls, run_or_checkpoint: str | Path, checkpoint: str = "best", device: str = "cpu",
-             first_layer: str | None = None) -> "Emulator":
+             first_layer: str | None = None, precision: str = "fp32") -> "Emulator":
         """Load a run directory (``checkpoint``: ``best``, ``last`` or a file) or a checkpoint file.
-        ``first_layer`` overrides how the first layer runs (``auto``/``sparse``/``dense``)."""
+        ``first_layer`` overrides how the first layer runs (``auto``/``sparse``/``dense``); ``precision``:
+        ``fp32`` or ``bf16`` inference (:meth:`TCN.infer`)."""
         path = Path(run_or_checkpoint)
         run = None
         if path.is_dir():
@@ -114,7 +119,8 @@ class Emulator:
         n_inh = ck.get("n_inh", (run or {}).get("dataset", {}).get("n_inh"))
         if n_exc is None or n_inh is None:
             raise CheckpointError(f"{ck_path}: channel counts (n_exc, n_inh) missing")
-        return cls(tcn, n_exc, n_inh, st.get("offset_mv", 67.7), st.get("clip_mv", -55.0), run, ck, device)
+        return cls(tcn, n_exc, n_inh, st.get("offset_mv", 67.7), st.get("clip_mv", -55.0), run, ck, device,
+                   precision)
 
     @property
     def n_channels(self) -> int:
@@ -139,7 +145,7 @@ class Emulator:
         if arr.ndim not in (2, 3) or arr.shape[-1] != self.n_channels:
             raise InputSpikesError(f"dense input must be (time, {self.n_channels}) or (batch, time, "
                                    f"{self.n_channels}), got shape {tuple(arr.shape)}")
-        logits, soma = forward_long(self.tcn, arr, chunk_ms=chunk_ms, device=self.device)
+        logits, soma = forward_long(self.tcn, arr, chunk_ms=chunk_ms, device=self.device, precision=self.precision)
         prob = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
         volts = (soma - np.float32(self.soma_offset_mv)).astype(np.float32)
         if squeeze:

@@ -21,7 +21,7 @@ from neuroemu.config import Config
 from neuroemu.errors import ConfigError
 from neuroemu.models.sparse_conv import SparseCausalConv1d
 
-__all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels"]
+__all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels", "PRECISIONS"]
 
 
 def default_kernels(depth: int) -> list[int]:
@@ -30,6 +30,10 @@ def default_kernels(depth: int) -> list[int]:
     if depth < 1:
         raise ConfigError(f"TCNConfig.depth must be >= 1, got {depth}")
     return [43] if depth == 1 else [39] + [20] * (depth - 1)
+
+
+#: Inference precisions of :meth:`TCN.infer`.
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -217,7 +221,21 @@ class TCN(nn.Module):
         """x: (batch, time, n_inputs) spike counts (any dtype) -> :class:`TCNOutput`."""
         if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
             raise ValueError(f"TCN expects input (batch, time, {self.config.n_inputs}), got {tuple(x.shape)}")
-        h = self.features(x)
+        return self.heads(self.features(x))
+
+    def infer(self, x: torch.Tensor, precision: str = "fp32") -> TCNOutput:
+        """Inference forward in ``precision``: ``fp32``, or ``bf16`` (hidden layers under bfloat16 autocast on
+        the input's device -- about 2x faster convolutions on CPUs with AVX512-BF16 -- heads in float32)."""
+        if precision == "fp32":
+            return self(x)
+        if precision != "bf16":
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            h = self.features(x)
+        return self.heads(h.float())
+
+    def heads(self, h: torch.Tensor) -> TCNOutput:
+        """The output heads on the last hidden layer ``h`` (batch, width, time)."""
         spike = self.spike_head(h)[:, 0]
         soma = self.soma_head(h)[:, 0]
         dvt = self.dvt_head(h).transpose(1, 2) if self.dvt_head is not None else None

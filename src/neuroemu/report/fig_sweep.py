@@ -121,6 +121,8 @@ def group_styles(groups) -> dict[str, dict]:
 
 
 def _legend(fig, ax, n_entries: int, outside: bool = False) -> None:
+    if not ax.get_legend_handles_labels()[0]:
+        return
     if outside or n_entries > 4:
         fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     else:

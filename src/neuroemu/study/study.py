@@ -27,12 +27,13 @@ Scales (times measured or extrapolated on the 2-core development machine; see :d
 
 - ``tiny``: CI-sized (a few minutes): 10 L5PC trials of 1 s per variant, 120 I&F trials of 2 s, depths 1-3,
   widths 4 and 16 (and 1 for the I&F), 100 training steps. Its numbers are a smoke test, not a result.
-- ``small``: a few hours on 2 cores: 48 L5PC trials of 4 s per variant (~1 h of simulation at ~20 s per
-  simulated second per core), 400 I&F trials of 6 s, depths 1, 2, 3, 5, 7, widths 16 and 64 (and 1, 4 for the
-  I&F), T = 80 ms, 2000 training steps per configuration (~2 h).
+- ``small``: a few hours on 2 cores: 96 L5PC trials of 6 s per variant (~16 min per variant with 2 simulation
+  processes at ~3.3 s per simulated second per core), 400 I&F trials of 6 s, depths 1, 2, 3, 5, 7, widths 16
+  and 64 (and 1, 4 for the I&F), T = 80 ms, 2000 training steps per configuration (~2 h on 2 cores, minutes on
+  one GPU).
 - ``paper``: the published scale, documented (it runs, but belongs on a cluster and GPUs): ~10,000 L5PC trials
-  of 6 s per variant (60,000 simulated seconds: ~330 core-hours per variant at the ~20 s per simulated second
-  of CVode here, ~180 with CoreNEURON; spread over a Dask cluster with ``--scheduler``), 12,000 + 1,000 I&F
+  of 6 s per variant (60,000 simulated seconds: ~55 core-hours per variant at the ~3.3 s per simulated second
+  of the default solver here; spread over a Dask cluster with ``--scheduler``), 12,000 + 1,000 I&F
   trials, depths 1-8, widths 16-256, receptive fields 25-240 ms (240 configurations per L5PC variant), the
   published 5-stage schedule (720,000 steps per configuration; ~15 days per 7x128 network on 2 CPU cores
   here, an estimated 2-4 GPU-hours on one current GPU -- not measured).
@@ -59,9 +60,11 @@ CELLS: dict[str, tuple[str, str]] = {"nmda": ("l5pc", "nmda"), "ampa": ("l5pc", 
 #: What the published work found (spec 9.6): does the cell need a deep network?
 EXPECTED_DEPTH_NEEDED = {"nmda": True, "ampa": False, "ampa_sk": False, "iaf": False}
 
-#: Measured here (2-core development machine, NEURON 9, CVode, one process, another job running): wall seconds
-#: of simulation per simulated second of the L5PC; used only for the time estimates of :func:`study_plan`.
-L5PC_SIM_S_PER_SIM_S = 20.0
+#: Measured here (2-core development machine, NEURON 9, the default solver: fixed step 0.025 ms, Crank-Nicolson,
+#: rate tables, CoreNEURON; two simulation processes): wall seconds of simulation per simulated second of the
+#: L5PC per process (``neuroemu study --scale small``: 96 six-second trials in ~16 min); used only for the time
+#: estimates of :func:`study_plan`.
+L5PC_SIM_S_PER_SIM_S = 3.3
 
 
 @dataclass
@@ -166,19 +169,21 @@ SCALES: dict[str, dict[str, Any]] = {
         description="CI smoke test (a few minutes on 2 cores): too little data and training for the numbers to "
                     "mean anything; it checks that every stage runs and connects."),
     "small": dict(
-        l5pc_trials=48, l5pc_duration_ms=4000, iaf_trials=400, iaf_duration_ms=6000,
+        l5pc_trials=96, l5pc_duration_ms=6000, iaf_trials=400, iaf_duration_ms=6000,
         depths=[1, 2, 3, 5, 7], widths=[16, 64], iaf_widths=[1, 4, 16], receptive_fields=[80],
         budget_steps=2000, split_fractions=[0.75, 0.125, 0.125], target_auc=0.97,
-        description="A few hours on 2 cores (~1 h simulating the two L5PC datasets, ~2 h training 40 networks). "
-                    "Far less data than published (192 s per L5PC variant instead of ~17 h): expect lower AUCs, "
+        description="A few hours on 2 cores (~35 min simulating the two L5PC datasets, ~2 h training 40 networks;"
+                    " minutes on one GPU). Far less data than published (9.6 min per L5PC variant instead of "
+                    "~17 h): expect lower AUCs, "
                     "and a depth effect only where it is large."),
     "paper": dict(
         l5pc_trials=10000, l5pc_duration_ms=6000, iaf_trials=13000, iaf_duration_ms=6000,
         depths=[1, 2, 3, 4, 5, 6, 7, 8], widths=[16, 32, 64, 128, 256], iaf_widths=[1, 4, 16, 64],
         receptive_fields=[25, 45, 80, 120, 153, 240], budget_steps=720000, preset="published",
         split_fractions=[0.8, 0.1, 0.1], split="random", target_auc=0.99,
-        description="The published scale: ~10,000 six-second L5PC trials per variant (~330 core-hours of "
-                    "simulation per variant here with CVode; use a Dask cluster), 12,000 + 1,000 I&F trials, "
+        description="The published scale: ~10,000 six-second L5PC trials per variant (~55 core-hours of "
+                    "simulation per variant here with the default solver; use a Dask cluster), "
+                    "12,000 + 1,000 I&F trials, "
                     "240 configurations per L5PC variant trained for the published 720,000 steps (~15 days per "
                     "7x128 network on 2 CPU cores here; an estimated 2-4 GPU-hours each on one current GPU, "
                     "i.e. roughly 1,000-2,000 GPU-hours for the study -- estimates, not measured)."),
@@ -468,14 +473,15 @@ def write_study_figures(rows: list[dict], target_auc: float, fig_dir: Path) -> l
 def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config: StudyConfig | None = None,
               workers: int | None = None, threads: int | None = None, sim_workers: int | None = None,
               client: Any = None, scheduler: str | None = None, report: bool = True,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, train: bool = True) -> dict[str, Any]:
     """Run the whole comparison at ``scale`` (or ``config``) into ``out_dir``; return the ``study.json`` dict.
 
     workers / threads: parallel training processes per sweep and torch threads each (default: one process
     per core, ``cores // workers`` threads; see :func:`~neuroemu.study.sweep.run_sweep`); sim_workers: simulation
     processes (default: all cores). client / scheduler: a Dask cluster for both simulation and training
     (shared file system needed). A rerun with the same config resumes; a different config raises
-    :class:`ConfigError` (use another ``out_dir``).
+    :class:`ConfigError` (use another ``out_dir``). ``train=False`` simulates what is missing but trains
+    nothing: findings, figures and report of the configurations finished so far.
     """
     from neuroemu.study.sweep import run_sweep
 
@@ -506,7 +512,7 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
     for cell in cfg.cells:
         t0 = time.monotonic()
         sw = run_sweep(out / "data" / cell, cfg.sweep_config(cell), out / "sweeps" / cell, workers=workers,
-                       threads=threads, client=client, scheduler=scheduler, log=say)
+                       threads=threads, client=client, scheduler=scheduler, log=say, train=train)
         rows = [{**r, "cell": cell} for r in sw["rows"]]
         doc["rows"] = [r for r in doc["rows"] if r.get("cell") != cell] + rows
         doc["sweeps"][cell] = {"path": str(out / "sweeps" / cell), "status": sw["status"],
@@ -516,7 +522,8 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
     doc["findings"] = findings(doc["rows"], cfg.target_auc, cfg.auc_margin, cells=list(cfg.cells),
                                min_test_spikes=cfg.min_test_spikes)
     incomplete = [c for c, s in doc["sweeps"].items() if s["status"] != "complete"]
-    doc["status"] = "complete" if not incomplete else f"incomplete: sweeps {incomplete} have failed configurations"
+    doc["status"] = "complete" if not incomplete else \
+        f"incomplete: sweeps {incomplete} have failed or untrained configurations"
     doc["timings_s"]["total_this_call"] = round(time.monotonic() - t_start, 1)
     _write(out, doc)
     write_study_figures(doc["rows"], cfg.target_auc, out / "figures")

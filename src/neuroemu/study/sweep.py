@@ -482,7 +482,7 @@ def _run_dask(tasks, client, on_row: Callable[[dict], None]) -> None:
 
 def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *, workers: int | None = None,
               threads: int | None = None, client: Any = None, scheduler: str | None = None, figures: bool = True,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, train: bool = True) -> dict[str, Any]:
     """Train and evaluate every configuration of ``config`` on ``data_dir``; write ``out_dir`` (see module doc).
 
     workers: parallel local training processes (default: one per core -- one per GPU where CUDA is available --
@@ -491,6 +491,8 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     oversubscribed cores slow every process down). client / scheduler: run on a Dask cluster instead (one thread
     per task; shared file system needed). figures: write the accuracy-vs-complexity PNGs. Finished
     configurations are kept; failed ones are reported in the table (``status``) and retried on the next run.
+    ``train=False`` trains nothing: it tabulates the finished configurations (status ``incomplete`` while any
+    is missing), e.g. for a report while another process is still training.
     Returns the ``sweep.json`` dict plus ``trained_now`` (names of the configurations trained by this call).
     """
     config.validate()
@@ -510,6 +512,9 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
             rows[e.name] = done
         else:
             todo.append(e)
+    not_trained = [] if train else [e.name for e in todo]
+    if not train:
+        todo = []
     cores = os.cpu_count() or 1
     own_client = False
     if client is None and scheduler:
@@ -531,7 +536,8 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     say(f"sweep {out_dir}: {len(entries)} configurations on {data_dir.name} ({dataset['cell_label']}, "
         f"{dataset['n_trials']} trials x {dataset['duration_ms']} ms); {len(entries) - len(todo)} finished, "
         f"{len(todo)} to train" + (f" ({workers} in parallel, {threads} thread(s) each)" if todo and client is None
-                                   else " on the Dask cluster" if todo else ""))
+                                   else " on the Dask cluster" if todo else "")
+        + (f" ({len(not_trained)} unfinished, not trained: train=False)" if not_trained else ""))
     t_start = time.monotonic()
     trained_now: list[str] = []
     order = [e.name for e in entries]
@@ -539,7 +545,8 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     def ordered() -> list[dict]:
         return [rows[n] for n in order if n in rows]
 
-    _write_sweep_json(out_dir, config, dataset, ordered(), "running" if todo else "complete", {})
+    _write_sweep_json(out_dir, config, dataset, ordered(), "running" if todo else
+                      (f"incomplete: {len(not_trained)} not trained" if not_trained else "complete"), {})
 
     def on_row(row: dict) -> None:
         rows[row["name"]] = row
@@ -565,7 +572,10 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
             client.close()
     final = ordered()
     failed = [r["name"] for r in final if r.get("status") != "done"]
-    status = "complete" if not failed else f"incomplete: {len(failed)} failed"
+    status = "complete" if not failed and not not_trained else ", ".join(
+        ([f"{len(failed)} failed"] if failed else []) + ([f"{len(not_trained)} not trained"] if not_trained else []))
+    if status != "complete":
+        status = "incomplete: " + status
     extra = {"wall_minutes_last_call": round((time.monotonic() - t_start) / 60.0, 3),
              "selected_by_depth": [r["name"] for r in select_best(final, "depth")]}
     _write_sweep_json(out_dir, config, dataset, final, status, extra)
