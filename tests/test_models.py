@@ -211,6 +211,31 @@ def test_bf16_inference_is_close_to_fp32_and_heads_stay_float32():
         model.infer(x, "fp8")
 
 
+def test_forward_events_equals_dense_forward_with_repeats_chunks_and_batches():
+    from neuroemu.models.emulator import forward_events
+    from neuroemu.models.sparse_conv import SparseEvents
+
+    torch.manual_seed(4)
+    model = TCN(TCNConfig(n_inputs=12, depth=2, width=6, kernels=[9, 5])).eval()
+    rng = np.random.default_rng(4)
+    n = 400
+    b, t, c = rng.integers(0, 3, n), rng.integers(0, 700, n), rng.integers(0, 12, n)  # repeats included
+    ev = SparseEvents.from_indices(torch.as_tensor(b), torch.as_tensor(t), torch.as_tensor(c), 3, 700, 12)
+    dense = ev.to_dense()
+    assert float(dense.sum()) == n and float(dense.max()) >= 2
+    ref = forward_long(model, dense)
+    for chunk in (10_000, 53):
+        got = forward_events(model, t, c, 700, batch_index=b, batch=3, chunk_ms=chunk)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-5, atol=1e-5)
+    model.set_first_layer("dense")  # a dense first layer takes events too
+    np.testing.assert_allclose(model(ev).spike_logits.detach().numpy(), ref[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="channels must lie"):
+        SparseEvents.from_indices(torch.tensor([0]), torch.tensor([1]), torch.tensor([12]), 1, 10, 12)
+    with pytest.raises(ValueError, match="equally long"):
+        SparseEvents.from_indices(torch.tensor([0, 0]), torch.tensor([1]), torch.tensor([2]), 1, 10, 12)
+
+
 # --------------------------------------------------------------------------- Emulator API
 def _save_emulator(tmp_path, n_exc=6, n_inh=2):
     from neuroemu.models.checkpoint import RUN_FORMAT_VERSION, atomic_torch_save

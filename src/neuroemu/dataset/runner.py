@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import multiprocessing
 import os
 import sys
 import threading
@@ -37,6 +36,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from neuroemu.dataset.format import DatasetConfig, trial_seeds
+from neuroemu.parallel import process_pool
 from neuroemu.dataset.trial import Trial
 from neuroemu.dataset.writer import DatasetWriter, write_shard
 from neuroemu.errors import ConfigError, DatasetError, NeuroemuError
@@ -301,7 +301,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
             desc = client.submit(_describe_task, simulator_factory, config.simulator_spec(), pure=False).result()
         elif min(workers, config.n_trials) > 1:
             workers = min(workers, config.n_trials)
-            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = process_pool(workers)
             max_in_flight = max_in_flight or 2 * workers
             desc = pool.submit(_describe_task, simulator_factory, config.simulator_spec()).result()
         else:

@@ -21,9 +21,10 @@ from torch import nn
 from neuroemu.errors import CheckpointError, ConfigError, InputSpikesError
 from neuroemu.inputs.spikes import InputSpikes
 from neuroemu.models.checkpoint import checkpoint_path, load_checkpoint, read_run
+from neuroemu.models.sparse_conv import SparseEvents
 from neuroemu.models.tcn import PRECISIONS, TCN, TCNConfig
 
-__all__ = ["Emulator", "EmulatorModule", "forward_long"]
+__all__ = ["Emulator", "EmulatorModule", "forward_long", "forward_events"]
 
 
 class EmulatorModule(nn.Module):
@@ -59,6 +60,34 @@ def forward_long(tcn: TCN, x: np.ndarray | torch.Tensor, chunk_ms: int = 32768,
         stop = min(t, start + chunk)
         lo = max(0, start - halo)
         out = tcn.infer(xt[:, lo:stop].to(device), precision)
+        logits[:, start:stop] = out.spike_logits[:, start - lo:].float().cpu().numpy()
+        soma[:, start:stop] = out.soma[:, start - lo:].float().cpu().numpy()
+    return logits, soma
+
+
+@torch.no_grad()
+def forward_events(tcn: TCN, times, channels, duration_ms: int, batch_index=None, batch: int = 1,
+                   chunk_ms: int = 32768, device: torch.device | str = "cpu",
+                   precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`forward_long` for spike lists: one entry per input spike (``times`` in ms, ``channels``, and
+    ``batch_index`` when ``batch`` > 1). The event-driven first layer takes them as they are, without building
+    and searching a dense (time, channels) array. Returns float32 (spike logits, soma target), (batch, time)."""
+    dev = torch.device(device)
+    t = torch.as_tensor(np.asarray(times), dtype=torch.int64).to(dev)
+    c = torch.as_tensor(np.asarray(channels), dtype=torch.int64).to(dev)
+    b = torch.zeros_like(t) if batch_index is None else torch.as_tensor(np.asarray(batch_index),
+                                                                        dtype=torch.int64).to(dev)
+    n_in = tcn.config.n_inputs
+    halo = tcn.config.receptive_field - 1
+    logits = np.empty((batch, duration_ms), dtype=np.float32)
+    soma = np.empty((batch, duration_ms), dtype=np.float32)
+    chunk = max(int(chunk_ms), 1)
+    for start in range(0, duration_ms, chunk):
+        stop = min(duration_ms, start + chunk)
+        lo = max(0, start - halo)
+        keep = (t >= lo) & (t < stop) if (lo > 0 or stop < duration_ms) else slice(None)
+        ev = SparseEvents.from_indices(b[keep], t[keep] - lo, c[keep], batch, stop - lo, n_in)
+        out = tcn.infer(ev, precision)
         logits[:, start:stop] = out.spike_logits[:, start - lo:].float().cpu().numpy()
         soma[:, start:stop] = out.soma[:, start - lo:].float().cpu().numpy()
     return logits, soma
@@ -146,11 +175,19 @@ class Emulator:
             raise InputSpikesError(f"dense input must be (time, {self.n_channels}) or (batch, time, "
                                    f"{self.n_channels}), got shape {tuple(arr.shape)}")
         logits, soma = forward_long(self.tcn, arr, chunk_ms=chunk_ms, device=self.device, precision=self.precision)
+        out = self._outputs(logits, soma)
+        return {k: v[0] for k, v in out.items()} if squeeze else out
+
+    def _outputs(self, logits: np.ndarray, soma: np.ndarray) -> dict[str, np.ndarray]:
         prob = (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
         volts = (soma - np.float32(self.soma_offset_mv)).astype(np.float32)
-        if squeeze:
-            prob, volts, logits = prob[0], volts[0], logits[0]
         return {"spike_prob": prob, "soma_v_pred_mv": volts, "spike_logit": logits}
+
+    @property
+    def event_driven(self) -> bool:
+        """Whether the first layer runs on spike lists here (``sparse``, or ``auto`` on a CPU)."""
+        mode = self.tcn.first.mode
+        return mode == "sparse" or (mode == "auto" and self.device.type == "cpu")
 
     def predict(self, inputs: InputSpikes, duration_ms: int | None = None, source: str = "inputs") -> dict[str, np.ndarray]:
         """Predict per-ms spike probability and soma voltage (mV) for sparse input spikes.
@@ -165,6 +202,12 @@ class Emulator:
         if duration_ms <= 0:
             raise InputSpikesError(f"{source}: no input spikes and no duration given: nothing to predict")
         inputs.validate(self.n_exc, duration_ms, source=source, n_inh=self.n_inh)
-        dense = inputs.dense(self.n_exc, 0, int(duration_ms), n_inh=self.n_inh)
-        out = self.predict_dense(dense)
+        if self.event_driven:
+            times = np.concatenate([inputs.exc[:, 1], inputs.inh[:, 1]])
+            channels = np.concatenate([inputs.exc[:, 0], inputs.inh[:, 0] + self.n_exc])
+            logits, soma = forward_events(self.tcn, times, channels, int(duration_ms), device=self.device,
+                                          precision=self.precision)
+            out = {k: v[0] for k, v in self._outputs(logits, soma).items()}
+        else:
+            out = self.predict_dense(inputs.dense(self.n_exc, 0, int(duration_ms), n_inh=self.n_inh))
         return {"spike_prob": out["spike_prob"], "soma_v_pred_mv": out["soma_v_pred_mv"]}

@@ -60,6 +60,33 @@ class SparseEvents:
         total = self.batch * self.time * self.channels
         return self.nnz / total if total else 0.0
 
+    @classmethod
+    def from_indices(cls, batch_index: torch.Tensor, times: torch.Tensor, channels: torch.Tensor, batch: int,
+                     time: int, n_channels: int) -> "SparseEvents":
+        """Events from index lists (one entry per spike; repeats add up), in any order. Skips the search for
+        non-zeros that :func:`sparse_events` makes in a dense array: the fast path when inputs are spike lists."""
+        b = torch.as_tensor(batch_index, dtype=torch.int64)
+        t = torch.as_tensor(times, dtype=torch.int64)
+        c = torch.as_tensor(channels, dtype=torch.int64)
+        if not (b.shape == t.shape == c.shape) or b.dim() != 1:
+            raise ValueError(f"batch_index, times and channels must be 1-D and equally long, got shapes "
+                             f"{tuple(b.shape)}, {tuple(t.shape)}, {tuple(c.shape)}")
+        if t.numel():
+            for name, v, hi in (("batch_index", b, batch), ("times", t, time), ("channels", c, n_channels)):
+                lo_v, hi_v = int(v.min()), int(v.max())
+                if lo_v < 0 or hi_v >= hi:
+                    raise ValueError(f"{name} must lie in [0, {hi}), got values in [{lo_v}, {hi_v}]")
+        rows = b * time + t
+        order = torch.argsort(rows * n_channels + c)
+        return cls(rows[order].contiguous(), c[order].contiguous(), None, batch, time, n_channels)
+
+    def to_dense(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The (batch, time, channels) array these events describe (repeated events add up)."""
+        x = torch.zeros(self.batch * self.time, self.channels, dtype=dtype, device=self.rows.device)
+        vals = torch.ones(self.nnz, dtype=dtype, device=x.device) if self.values is None else self.values.to(dtype)
+        x.index_put_((self.rows, self.cols), vals, accumulate=True)
+        return x.view(self.batch, self.time, self.channels)
+
 
 def sparse_events(x: torch.Tensor) -> SparseEvents:
     """Find the events of a dense (batch, time, channels) tensor (any dtype; non-zero = event)."""
@@ -231,8 +258,14 @@ class SparseCausalConv1d(nn.Module):
             bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size)
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, time, in) -> (batch, out, time)."""
+    def forward(self, x: torch.Tensor | SparseEvents) -> torch.Tensor:
+        """(batch, time, in) dense input or :class:`SparseEvents` -> (batch, out, time)."""
+        if isinstance(x, SparseEvents):
+            if x.channels != self.in_channels:
+                raise ValueError(f"events have {x.channels} channels, the layer expects {self.in_channels}")
+            if self.mode == "dense" or (self.mode == "auto" and x.rows.is_cuda):
+                return dense_causal_conv1d(x.to_dense(self.weight.dtype), self.weight, self.bias)
+            return sparse_causal_conv1d(x, self.weight, self.bias)
         if x.dim() != 3 or x.shape[-1] != self.in_channels:
             raise ValueError(f"expected input (batch, time, {self.in_channels}), got {tuple(x.shape)}")
         mode = self.mode

@@ -19,7 +19,7 @@ from torch import nn
 
 from neuroemu.config import Config
 from neuroemu.errors import ConfigError
-from neuroemu.models.sparse_conv import SparseCausalConv1d
+from neuroemu.models.sparse_conv import SparseCausalConv1d, SparseEvents
 
 __all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels", "PRECISIONS"]
 
@@ -217,20 +217,25 @@ class TCN(nn.Module):
             h = self._block(conv(F.pad(h, (k - 1, 0))), i)
         return h
 
-    def forward(self, x: torch.Tensor) -> TCNOutput:
-        """x: (batch, time, n_inputs) spike counts (any dtype) -> :class:`TCNOutput`."""
-        if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
+    def forward(self, x: torch.Tensor | SparseEvents) -> TCNOutput:
+        """x: (batch, time, n_inputs) spike counts (any dtype), or the same as :class:`SparseEvents` (the
+        event-driven first layer then skips its search for spikes) -> :class:`TCNOutput`."""
+        if isinstance(x, SparseEvents):
+            if x.channels != self.config.n_inputs:
+                raise ValueError(f"TCN expects {self.config.n_inputs} input channels, the events have {x.channels}")
+        elif x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
             raise ValueError(f"TCN expects input (batch, time, {self.config.n_inputs}), got {tuple(x.shape)}")
         return self.heads(self.features(x))
 
-    def infer(self, x: torch.Tensor, precision: str = "fp32") -> TCNOutput:
+    def infer(self, x: torch.Tensor | SparseEvents, precision: str = "fp32") -> TCNOutput:
         """Inference forward in ``precision``: ``fp32``, or ``bf16`` (hidden layers under bfloat16 autocast on
         the input's device -- about 2x faster convolutions on CPUs with AVX512-BF16 -- heads in float32)."""
         if precision == "fp32":
             return self(x)
         if precision != "bf16":
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+        device = x.rows.device if isinstance(x, SparseEvents) else x.device
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             h = self.features(x)
         return self.heads(h.float())
 

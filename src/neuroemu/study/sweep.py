@@ -30,7 +30,6 @@ import concurrent.futures as cf
 import csv
 import json
 import math
-import multiprocessing
 import os
 import shutil
 import sys
@@ -455,8 +454,9 @@ def _run_local(tasks, workers: int, on_row: Callable[[dict], None]) -> None:
         for t in tasks:
             on_row(_safe_task(*t))
         return
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    from neuroemu.parallel import process_pool
+
+    with process_pool(workers) as pool:
         futs = [pool.submit(_safe_task, *t) for t in tasks]
         try:
             for fut in cf.as_completed(futs):
