@@ -156,7 +156,10 @@ def _draw_complexity(ax, cols, x, y, yerr, group, prune, min_increase, rf_range,
         if curve["x"].size == 0:
             continue
         err = None if np.all(np.isnan(curve["yerr"])) else np.nan_to_num(curve["yerr"])
-        ax.errorbar(curve["x"], curve["y"], yerr=err, ms=4, capsize=3, lw=1.4, label=label, **styles[label])
+        style = dict(styles[label])
+        if x == "n_parameters" and not prune:  # networks, not a curve: a line through them zig-zags
+            style["ls"] = "none"
+        ax.errorbar(curve["x"], curve["y"], yerr=err, ms=4, capsize=3, lw=1.4, label=label, **style)
     if x in LOG_X and np.all(xv[mask & np.isfinite(xv)] > 0):
         ax.set_xscale("log", base=2 if x == "width" else 10)
     if x in ("depth", "width", "receptive_field"):
