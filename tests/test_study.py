@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import shutil
 
 import pytest
 
@@ -212,6 +213,11 @@ def test_study_end_to_end_tiny(tmp_path):
     doc2 = run_study("tiny", out, config=cfg, workers=1, threads=1, sim_workers=1, report=False,
                      log=lambda m: None)
     assert all(s["trained_now"] == 0 for s in doc2["sweeps"].values())
+    # train=False: a finished configuration removed is reported missing, not trained again
+    shutil.rmtree(out / "sweeps" / "iaf" / "runs" / "2x2x40")
+    doc3 = run_study("tiny", out, config=cfg, report=False, log=lambda m: None, train=False)
+    assert doc3["status"].startswith("incomplete") and len(doc3["rows"]) == 8
+    assert not (out / "sweeps" / "iaf" / "runs" / "2x2x40").exists()
     with pytest.raises(ConfigError, match="different config"):
         run_study("tiny", out, config=cfg.replace(budget_steps=11), log=lambda m: None)
 
