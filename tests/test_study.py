@@ -173,13 +173,22 @@ def test_findings_reproduce_published_pattern():
     sel = [_row("ampa", 1, 8, 0.95, val=0.97), _row("ampa", 2, 8, 0.99, val=0.96)]
     assert findings(sel, 0.9)["cells"]["ampa"]["best"]["name"] == "1x8x40"
     assert smallest_reaching(sel, 0.965)["name"] == "2x8x40"  # descriptive, on test (as the figure's star)
+    # the somatic voltage is compared the same way, beside the spike verdict
+    ev = findings([_row("nmda", 1, 8, 0.95, ev=70.0), _row("nmda", 3, 8, 0.951, ev=85.0),
+                   _row("ampa", 1, 8, 0.95, ev=90.0), _row("ampa", 3, 8, 0.951, ev=91.5)], 0.97)
+    assert ev["cells"]["nmda"]["depth_needed_for_voltage"] is True
+    assert ev["cells"]["nmda"]["ev_gain_from_depth"] == pytest.approx(15.0)
+    assert ev["cells"]["nmda"]["ev_gain_sd"] == pytest.approx(math.sqrt(2))
+    assert ev["cells"]["ampa"]["depth_needed_for_voltage"] is False  # 1.5 points < 2 SDs
+    assert ev["cells"]["nmda"]["depth_needed"] is False and "70.0% -> 85.0%" in ev["cells"]["nmda"]["summary"]
     assert EXPECTED_DEPTH_NEEDED["nmda"] and not EXPECTED_DEPTH_NEEDED["ampa"]
 
 
 def test_study_scales_and_plan():
     assert set(SCALES) == {"tiny", "small", "paper"}
     paper = study_plan(StudyConfig.for_scale("paper"))
-    assert paper["cells"]["nmda"]["configurations"] == 8 * 5 * 6
+    assert paper["cells"]["nmda"]["configurations"] == 8 * 5 * 6 + 6  # + the single linear unit per T
+    assert paper["cells"]["nmda"]["names"][-1] == "1x1x240_linear"
     assert paper["cells"]["nmda"]["trials"] == 10000 and paper["simulation_core_hours_est"] > 100
     tiny = study_plan(StudyConfig.for_scale("tiny"))
     assert tiny["cells"]["iaf"]["configurations"] == 3 * 3 + 1 and tiny["simulation_core_hours_est"] < 0.2
@@ -247,4 +256,4 @@ def test_cli_help(cmd, capsys):
 def test_cli_study_dry_run(capsys):
     assert main(["study", "--scale", "small", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["config"]["scale"] == "small" and plan["plan"]["cells"]["ampa"]["configurations"] == 10
+    assert plan["config"]["scale"] == "small" and plan["plan"]["cells"]["ampa"]["configurations"] == 11  # 5 depths x 2 widths + the linear unit

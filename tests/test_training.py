@@ -16,7 +16,7 @@ from neuroemu.models.emulator import Emulator
 from neuroemu.models.tcn import TCNConfig
 from neuroemu.training.config import PUBLISHED_STEPS_PER_EPOCH, Stage, TrainingConfig
 from neuroemu.training.data import TargetCache, WindowSampler, make_batch
-from neuroemu.training.loop import train
+from neuroemu.training.loop import resume, train
 from neuroemu.training.memory_dataset import InMemoryDataset, make_toy_dataset
 from neuroemu.training.targets import DendriticPCA, soma_target
 
@@ -67,6 +67,26 @@ def test_one_layer_model_learns_toy_cell(toy, tmp_path):
     assert [int(r["step"]) for r in rows] == list(range(10, 151, 10))
     assert rows[-1]["val_auc"] and float(rows[-1]["loss"]) < float(rows[0]["loss"])
     assert (tmp_path / "r1" / "checkpoints" / "best.pt").is_file()
+
+
+def test_head_biases_start_at_the_training_data(toy, tmp_path):
+    train(toy, SMALL, cfg(max_steps=0), tmp_path / "modern")
+    run = json.loads((tmp_path / "modern" / "run.json").read_text())
+    tr = run["split"]["train"]
+    n_spikes = sum(int(toy.spike_train(i).sum()) for i in tr)
+    rate = n_spikes / (len(tr) * toy.duration_ms)
+    soma = np.mean([soma_target(toy.soma_v(i)).mean() for i in tr])
+    p = params(tmp_path / "modern")
+    assert float(p["spike_head.bias"]) == pytest.approx(math.log(rate / (1 - rate)), rel=1e-5)
+    assert float(p["soma_head.bias"]) == pytest.approx(soma, rel=1e-4)
+    assert run["head_bias_init"]["spike_rate_per_ms"] == pytest.approx(rate)
+    # resuming keeps the recorded initial biases; the published preset keeps the published constant
+    resume(tmp_path / "modern", toy, max_steps=3)
+    assert json.loads((tmp_path / "modern" / "run.json").read_text())["head_bias_init"] == run["head_bias_init"]
+    train(toy, SMALL, cfg(max_steps=0, preset="published"), tmp_path / "published")
+    assert float(params(tmp_path / "published")["spike_head.bias"]) == pytest.approx(-2.0)
+    assert json.loads((tmp_path / "published" / "run.json").read_text())["head_bias_init"] is None
+    assert TrainingConfig.from_preset("published").head_bias_from_data is False
 
 
 def test_same_seed_same_run_and_different_seed_differs(toy, tmp_path):

@@ -189,6 +189,15 @@ class TCN(nn.Module):
                 _trunc_normal_(head.weight, std)
             nn.init.constant_(head.bias, b)
 
+    @torch.no_grad()
+    def set_head_biases(self, spike: float | None = None, soma: float | None = None) -> None:
+        """Set the spike head's bias (log-odds of a spike per ms) and/or the soma head's bias (soma target
+        units), e.g. to the training data's base rate and mean instead of the published constants."""
+        if spike is not None:
+            self.spike_head.bias.fill_(float(spike))
+        if soma is not None:
+            self.soma_head.bias.fill_(float(soma))
+
     def kernel_weights(self) -> list[torch.Tensor]:
         """The convolution kernels (the tensors the published L2 penalty applies to)."""
         ws = [self.first.weight] + [c.weight for c in self.convs] + [self.spike_head.weight, self.soma_head.weight]

@@ -117,6 +117,26 @@ def _fit_pca(ds: TrialSource, train_idx, n_comp: int, cfg: TrainingConfig) -> De
     return DendriticPCA.fit(arrays, n_comp, cfg.dvt_clip_mv, cfg.dvt_clip_sd)
 
 
+def data_head_biases(targets: TargetCache, train_idx, max_trials: int = 256) -> dict[str, float]:
+    """Head biases matching the training data: the log-odds of a spike per ms and the mean soma target,
+    from the first ``max_trials`` training trials (the rate is floored at 0.5 spikes per trial set so that
+    a silent dataset still gets a finite bias)."""
+    n_spikes, n_ms, soma_sum, soma_n = 0.0, 0, 0.0, 0
+    for i in list(train_idx)[:max_trials]:
+        spikes, soma, _ = targets.get(int(i))
+        n_spikes += float(spikes.sum())
+        n_ms += int(spikes.shape[0])
+        soma = np.asarray(soma, dtype=np.float64)
+        ok = np.isfinite(soma)  # a corrupt trace stops training where it is used, with its step, not here
+        soma_sum += float(soma[ok].sum())
+        soma_n += int(ok.sum())
+    if n_ms == 0:
+        raise TrainingError("no training trials to set the head biases from")
+    rate = min(max(n_spikes, 0.5) / n_ms, 0.5)
+    return {"spike": float(math.log(rate / (1.0 - rate))), "soma": soma_sum / max(soma_n, 1),
+            "spike_rate_per_ms": rate}
+
+
 def _to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -303,11 +323,13 @@ class _Trainer:
                "inputs": self.cfg.inputs, "n_channels": int(self.ds.n_channels),
                "soma_target": {"clip_mv": self.cfg.soma_clip_mv, "offset_mv": self.cfg.soma_offset_mv},
                "n_parameters": self.mcfg.n_parameters, "receptive_field_ms": self.mcfg.receptive_field,
-               "status": status,
+               "status": status, "head_bias_init": getattr(self, "head_bias_init", None),
                "software": {"neuroemu": neuroemu.__version__, "torch": torch.__version__, "numpy": np.__version__}}
         if (self.out / "run.json").exists():
             old = json.loads((self.out / "run.json").read_text())
             run["created"] = old.get("created")
+            if old.get("head_bias_init") is not None:
+                run["head_bias_init"] = old["head_bias_init"]
             run["dataset"]["path"] = old["dataset"].get("path") or run["dataset"]["path"]
         else:
             run["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -371,6 +393,10 @@ class _Trainer:
             else:
                 self.pca = _fit_pca(ds, self.split["train"], self.mcfg.n_dendritic_components, cfg)
         self.targets = TargetCache(ds, cfg.soma_clip_mv, cfg.soma_offset_mv, self.pca)
+        self.head_bias_init = None
+        if self.ckpt is None and cfg.head_bias_from_data:
+            self.head_bias_init = data_head_biases(self.targets, self.split["train"])
+            self.model.set_head_biases(spike=self.head_bias_init["spike"], soma=self.head_bias_init["soma"])
         self.sampler = WindowSampler(self.split["train"], ds.duration_ms, cfg.batch_size, cfg.seed, cfg.sampling,
                                      cfg.min_end_ms, cfg.group_size, cfg.batches_per_group)
         self.validator = _Validator(ds, self.targets, self.split["val"], cfg, self.device)
