@@ -15,6 +15,7 @@ train in parallel, e.g. on one GPU); ``--collect`` only prints the table of the 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="training step budget per run (default: none)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     ap.add_argument("--models", default="1x128,7x128", help="comma-separated subset of 1x128, 7x128")
+    ap.add_argument("--val-every", type=int, default=200, help="validate (and keep the best checkpoint) every N "
+                    "steps (default 200: on ~0.1 h of data the validation AUC peaks within a few hundred steps)")
     ap.add_argument("--collect", action="store_true", help="train nothing: tabulate the finished runs")
     ap.add_argument("--slices", default="0.5,1.0", help="fractions of the training trials used")
     ap.add_argument("--preset", default="modern", help="training preset: modern (default) or published (with "
@@ -69,6 +72,7 @@ def main() -> None:
                     t0 = time.monotonic()
                     tcfg = TrainingConfig.from_preset(args.preset).replace(
                         max_minutes=args.minutes, max_steps=args.steps, device=args.device,
+                        val_every_steps=args.val_every,
                         # the published 5-stage schedule, scaled to fit the step budget
                         compress_schedule=args.preset == "published" and args.steps is not None)
                     res = train(ds, TCNConfig(n_inputs=ds.n_channels, **m), tcfg, run, progress=True)
@@ -78,6 +82,9 @@ def main() -> None:
                 evaluate(run, ds, split="test", out=run / "eval_test.json", device=args.device)
             met = json.loads((run / "eval_test.json").read_text())
             hours = len(subset) * base.duration_ms / 3.6e6
+            with open(run / "metrics.csv") as f:
+                vals = [(float(r["val_auc"]), int(r["step"])) for r in csv.DictReader(f) if r.get("val_auc")]
+            best_step = max(vals)[1] if vals else None
             rows.append({"train_trials": len(subset), "train_hours": round(hours, 3), "model": name,
                          "spike_auc": met["spike_auc"], "spike_auc_sd": met["spike_auc_sd"],
                          "tp_at_fp_0.0025": met["tp_at_fp_0.0025"], "soma_rmse_mv": met["soma_rmse_mv"],
@@ -85,17 +92,18 @@ def main() -> None:
                          "train_minutes": float((run / "wall_minutes.txt").read_text())
                          if (run / "wall_minutes.txt").exists() else None,
                          "train_steps": int((run / "steps.txt").read_text()) if (run / "steps.txt").exists()
-                         else None})
+                         else None, "best_val_step": best_step})
     print(f"dataset {args.data}: {base.n_trials} trials of {base.duration_ms} ms; "
           f"train/val/test {len(train_idx)}/{len(val_idx)}/{len(test_idx)} trials")
-    print("| train trials (h) | model | spike AUC | TP @ 0.25% FP | soma RMSE (mV) | steps | train min |")
-    print("|---|---|---|---|---|---|---|")
+    print("| train trials (h) | model | spike AUC | TP @ 0.25% FP | soma RMSE (mV) | steps | train min | "
+          "best validation step |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         auc = "n/a" if r["spike_auc"] is None else f"{r['spike_auc']:.4f} ± {r['spike_auc_sd'] or 0:.4f}"
         tp = "n/a" if r["tp_at_fp_0.0025"] is None else f"{r['tp_at_fp_0.0025']:.3f}"
         rmse = "n/a" if r["soma_rmse_mv"] is None else f"{r['soma_rmse_mv']:.2f}"
         print(f"| {r['train_trials']} ({r['train_hours']:.3f} h) | {r['model']} | {auc} | {tp} | {rmse} | "
-              f"{r['train_steps'] or 'n/a'} | {r['train_minutes'] or 0:.1f} |")
+              f"{r['train_steps'] or 'n/a'} | {r['train_minutes'] or 0:.1f} | {r['best_val_step'] or 'n/a'} |")
     if rows:
         (out / "accuracy_table.json").write_text(json.dumps(rows, indent=2))
 

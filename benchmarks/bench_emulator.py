@@ -45,6 +45,10 @@ MODELS = {
     "TCN_7x64x80": dict(depth=7, width=64, kernels=[27, 10, 10, 10, 10, 10, 9]),
     "TCN_7x16x80": dict(depth=7, width=16, kernels=[27, 10, 10, 10, 10, 10, 9]),
     "TCN_2x16x80": dict(depth=2, width=16, kernels=[41, 40]),
+    "TCN_3x16x80": dict(depth=3, width=16, kernels=[28, 27, 27]),
+    "FCN_1x16x80": dict(depth=1, width=16, kernels=[80]),
+    # the single linear unit (the published I&F network; the study's one-layer baseline on the L5PC)
+    "FCN_1x1x80_linear": dict(depth=1, width=1, kernels=[80], activation="linear"),
 }
 
 

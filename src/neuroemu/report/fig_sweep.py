@@ -278,7 +278,9 @@ def study_summary(rows, target_auc: float = 0.99, group: str = "cell", x: str = 
     for gi, (label, gm) in enumerate(_groups(cols, group)):
         color = f"C{gi % 10}"
         best = smallest.get(label)
-        note = (f"smallest \u2265 {target_auc:g}: {architecture_name(best)}, {format_count(best[size])} params"
+        best_name = (str(best["name"]) if best is not None and isinstance(best.get("name"), str)
+                     else architecture_name(best) if best is not None else "")
+        note = (f"smallest \u2265 {target_auc:g}: {best_name}, {format_count(best[size])} params"
                 if best else f"never reaches AUC {target_auc:g}")
         for ax, metric, err, lab in ((ax_a, auc, auc_err, f"{label} ({note})"), (ax_e, ev, ev_err, label)):
             if metric not in cols:
@@ -290,16 +292,16 @@ def study_summary(rows, target_auc: float = 0.99, group: str = "cell", x: str = 
             c = complexity_curve(xv[m], yv[m], None if ee is None else ee[m], prune=False)
             yerr = None if np.all(np.isnan(c["yerr"])) else np.nan_to_num(c["yerr"])
             ax.errorbar(c["x"], c["y"], yerr=yerr, marker="o", ms=4, capsize=3, color=color, label=lab)
-            if best is not None and best.get(metric) is not None:
+            if ax is ax_a and best is not None and best.get(metric) is not None:
+                # the star is an AUC criterion: it lives on the AUC panel only
                 ax.plot(float(best[x]), float(best[metric]), "*", ms=14, color=color, mec="k", mew=0.6, zorder=5)
-                if ax is ax_a:
-                    ax.annotate(f"{architecture_name(best)}\n{format_count(best[size])} params",
-                                (float(best[x]), float(best[metric])), textcoords="offset points",
-                                xytext=(8, -22 - 14 * gi), fontsize=7, color=color,
-                                arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
+                ax.annotate(f"{best_name}\n{format_count(best[size])} params",
+                            (float(best[x]), float(best[metric])), textcoords="offset points",
+                            xytext=(8, -22 - 14 * gi), fontsize=7, color=color,
+                            bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1.0}, arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
     ax_a.axhline(target_auc, color="0.4", ls="--", lw=0.9)
-    ax_a.text(0.01, target_auc, f"target AUC {target_auc:g}", transform=ax_a.get_yaxis_transform(),
-              ha="left", va="bottom", fontsize=7, color="0.3")
+    ax_a.text(0.99, target_auc, f"target AUC {target_auc:g}", transform=ax_a.get_yaxis_transform(),
+              ha="right", va="bottom", fontsize=7, color="0.3")
     vals = np.unique(xv[np.isfinite(xv)])
     for ax, metric in ((ax_a, auc), (ax_e, ev)):
         ax.set_xlabel(axis_label(x))
