@@ -27,7 +27,7 @@ from neuroemu.errors import ConfigError, DatasetError
 from neuroemu.evaluation.metrics import PUBLISHED_FP_RATES, soma_metrics, spike_metrics, subset_variability
 from neuroemu.models.checkpoint import atomic_write_text
 from neuroemu.models.emulator import Emulator, forward_long
-from neuroemu.models.tcn import PRECISIONS
+from neuroemu.models.tcn import check_precision
 from neuroemu.training.data import (TrialSource, check_channels, dataset_fingerprint, open_dataset, trial_indices,
                                     window_inputs)
 from neuroemu.training.targets import soma_target
@@ -53,8 +53,7 @@ class EvaluationConfig(Config):
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"EvaluationConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision, "EvaluationConfig.precision")
         if self.mode not in ("windows", "one_pass"):
             raise ConfigError(f"EvaluationConfig.mode must be 'windows' or 'one_pass', got {self.mode!r}")
         if len(self.spike_range) != 2 or self.spike_range[0] > self.spike_range[1]:

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroemu.errors import CheckpointError, ConfigError, InputSpikesError
+from neuroemu.errors import CheckpointError, InputSpikesError
 from neuroemu.inputs.spikes import InputSpikes
 from neuroemu.models.checkpoint import checkpoint_path, load_checkpoint, read_run
 from neuroemu.models.sparse_conv import SparseEvents
-from neuroemu.models.tcn import PRECISIONS, TCN, TCNConfig
+from neuroemu.models.tcn import TCN, TCNConfig, check_precision
 
 __all__ = ["Emulator", "EmulatorModule", "forward_long", "forward_events"]
 
@@ -42,6 +42,24 @@ class EmulatorModule(nn.Module):
         return torch.sigmoid(out.spike_logits), out.soma - self.soma_offset_mv
 
 
+def _run_in_chunks(tcn: TCN, make_input, batch: int, duration_ms: int, chunk_ms: int,
+                   precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``tcn`` over ``duration_ms`` in time chunks, each preceded by the receptive field minus one ms of
+    history (exact for a causal network); ``make_input(lo, stop)`` gives the network's input for [lo, stop).
+    Returns float32 (spike logits, soma target) arrays of shape (batch, duration_ms)."""
+    halo = tcn.config.receptive_field - 1
+    logits = np.empty((batch, duration_ms), dtype=np.float32)
+    soma = np.empty((batch, duration_ms), dtype=np.float32)
+    chunk = max(int(chunk_ms), 1)
+    for start in range(0, duration_ms, chunk):
+        stop = min(duration_ms, start + chunk)
+        lo = max(0, start - halo)
+        out = tcn.infer(make_input(lo, stop), precision)
+        logits[:, start:stop] = out.spike_logits[:, start - lo:].float().cpu().numpy()
+        soma[:, start:stop] = out.soma[:, start - lo:].float().cpu().numpy()
+    return logits, soma
+
+
 @torch.no_grad()
 def forward_long(tcn: TCN, x: np.ndarray | torch.Tensor, chunk_ms: int = 32768,
                  device: torch.device | str = "cpu", precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
@@ -52,17 +70,7 @@ def forward_long(tcn: TCN, x: np.ndarray | torch.Tensor, chunk_ms: int = 32768,
     if xt.dim() == 2:
         xt = xt.unsqueeze(0)
     b, t, _ = xt.shape
-    halo = tcn.config.receptive_field - 1
-    logits = np.empty((b, t), dtype=np.float32)
-    soma = np.empty((b, t), dtype=np.float32)
-    chunk = max(int(chunk_ms), 1)
-    for start in range(0, t, chunk):
-        stop = min(t, start + chunk)
-        lo = max(0, start - halo)
-        out = tcn.infer(xt[:, lo:stop].to(device), precision)
-        logits[:, start:stop] = out.spike_logits[:, start - lo:].float().cpu().numpy()
-        soma[:, start:stop] = out.soma[:, start - lo:].float().cpu().numpy()
-    return logits, soma
+    return _run_in_chunks(tcn, lambda lo, stop: xt[:, lo:stop].to(device), b, t, chunk_ms, precision)
 
 
 @torch.no_grad()
@@ -78,19 +86,12 @@ def forward_events(tcn: TCN, times, channels, duration_ms: int, batch_index=None
     b = torch.zeros_like(t) if batch_index is None else torch.as_tensor(np.asarray(batch_index),
                                                                         dtype=torch.int64).to(dev)
     n_in = tcn.config.n_inputs
-    halo = tcn.config.receptive_field - 1
-    logits = np.empty((batch, duration_ms), dtype=np.float32)
-    soma = np.empty((batch, duration_ms), dtype=np.float32)
-    chunk = max(int(chunk_ms), 1)
-    for start in range(0, duration_ms, chunk):
-        stop = min(duration_ms, start + chunk)
-        lo = max(0, start - halo)
+
+    def events(lo: int, stop: int) -> SparseEvents:
         keep = (t >= lo) & (t < stop) if (lo > 0 or stop < duration_ms) else slice(None)
-        ev = SparseEvents.from_indices(b[keep], t[keep] - lo, c[keep], batch, stop - lo, n_in)
-        out = tcn.infer(ev, precision)
-        logits[:, start:stop] = out.spike_logits[:, start - lo:].float().cpu().numpy()
-        soma[:, start:stop] = out.soma[:, start - lo:].float().cpu().numpy()
-    return logits, soma
+        return SparseEvents.from_indices(b[keep], t[keep] - lo, c[keep], batch, stop - lo, n_in)
+
+    return _run_in_chunks(tcn, events, batch, duration_ms, chunk_ms, precision)
 
 
 class Emulator:
@@ -100,10 +101,8 @@ class Emulator:
                  soma_clip_mv: float = -55.0, run: dict[str, Any] | None = None,
                  checkpoint: dict[str, Any] | None = None, device: str | torch.device = "cpu",
                  precision: str = "fp32") -> None:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = torch.device(device)
-        self.precision = precision
+        self.precision = check_precision(precision)
         self.tcn = tcn.to(self.device).eval()
         self.n_exc = int(n_exc)
         self.n_inh = int(n_inh)

@@ -21,7 +21,7 @@ from neuroemu.config import Config
 from neuroemu.errors import ConfigError
 from neuroemu.models.sparse_conv import SparseCausalConv1d, SparseEvents
 
-__all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels", "PRECISIONS"]
+__all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels", "PRECISIONS", "check_precision"]
 
 
 def default_kernels(depth: int) -> list[int]:
@@ -34,6 +34,13 @@ def default_kernels(depth: int) -> list[int]:
 
 #: Inference precisions of :meth:`TCN.infer`.
 PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str, field: str = "precision") -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`; else :class:`ConfigError` naming ``field``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{field} must be one of {PRECISIONS}, got {precision!r}")
+    return precision
 
 
 @dataclass
@@ -239,10 +246,8 @@ class TCN(nn.Module):
     def infer(self, x: torch.Tensor | SparseEvents, precision: str = "fp32") -> TCNOutput:
         """Inference forward in ``precision``: ``fp32``, or ``bf16`` (hidden layers under bfloat16 autocast on
         the input's device -- about 2x faster convolutions on CPUs with AVX512-BF16 -- heads in float32)."""
-        if precision == "fp32":
+        if check_precision(precision) == "fp32":
             return self(x)
-        if precision != "bf16":
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         device = x.rows.device if isinstance(x, SparseEvents) else x.device
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             h = self.features(x)

@@ -298,7 +298,8 @@ def study_summary(rows, target_auc: float = 0.99, group: str = "cell", x: str = 
                 ax.annotate(f"{best_name}\n{format_count(best[size])} params",
                             (float(best[x]), float(best[metric])), textcoords="offset points",
                             xytext=(8, -22 - 14 * gi), fontsize=7, color=color,
-                            bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1.0}, arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
+                            bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1.0},
+                            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
     ax_a.axhline(target_auc, color="0.4", ls="--", lw=0.9)
     ax_a.text(0.99, target_auc, f"target AUC {target_auc:g}", transform=ax_a.get_yaxis_transform(),
               ha="right", va="bottom", fontsize=7, color="0.3")

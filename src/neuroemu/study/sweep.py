@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from neuroemu.config import Config
 from neuroemu.errors import ConfigError, DatasetError, NeuroemuError
+from neuroemu.parallel import process_pool
 
 __all__ = ["SweepConfig", "SweepEntry", "kernels_for", "sweep_entries", "run_sweep", "read_sweep",
            "select_best", "write_table", "train_and_evaluate", "TABLE_COLUMNS", "SWEEP_FORMAT_VERSION"]
@@ -454,8 +455,6 @@ def _run_local(tasks, workers: int, on_row: Callable[[dict], None]) -> None:
         for t in tasks:
             on_row(_safe_task(*t))
         return
-    from neuroemu.parallel import process_pool
-
     with process_pool(workers) as pool:
         futs = [pool.submit(_safe_task, *t) for t in tasks]
         try:

@@ -310,6 +310,7 @@ class _Trainer:
             else:
                 self.amp_dtype = torch.float16
                 self.scaler = torch.amp.GradScaler("cuda")
+        self.head_bias_init: dict[str, float] | None = None
         self.last_path = out / "checkpoints" / "last.pt"
         self.best_path = out / "checkpoints" / "best.pt"
 
@@ -323,7 +324,7 @@ class _Trainer:
                "inputs": self.cfg.inputs, "n_channels": int(self.ds.n_channels),
                "soma_target": {"clip_mv": self.cfg.soma_clip_mv, "offset_mv": self.cfg.soma_offset_mv},
                "n_parameters": self.mcfg.n_parameters, "receptive_field_ms": self.mcfg.receptive_field,
-               "status": status, "head_bias_init": getattr(self, "head_bias_init", None),
+               "status": status, "head_bias_init": self.head_bias_init,
                "software": {"neuroemu": neuroemu.__version__, "torch": torch.__version__, "numpy": np.__version__}}
         if (self.out / "run.json").exists():
             old = json.loads((self.out / "run.json").read_text())
@@ -393,7 +394,6 @@ class _Trainer:
             else:
                 self.pca = _fit_pca(ds, self.split["train"], self.mcfg.n_dendritic_components, cfg)
         self.targets = TargetCache(ds, cfg.soma_clip_mv, cfg.soma_offset_mv, self.pca)
-        self.head_bias_init = None
         if self.ckpt is None and cfg.head_bias_from_data:
             self.head_bias_init = data_head_biases(self.targets, self.split["train"])
             self.model.set_head_biases(spike=self.head_bias_init["spike"], soma=self.head_bias_init["soma"])
