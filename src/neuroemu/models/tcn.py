@@ -11,17 +11,20 @@ CPU for spike input with ~1% occupancy; it is numerically the same layer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuroemu.config import Config
 from neuroemu.errors import ConfigError
+from neuroemu.models.base import PRECISIONS, EmulatorModel, ModelConfig, ModelOutput, check_precision
 from neuroemu.models.sparse_conv import SparseCausalConv1d, SparseEvents
 
 __all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels", "PRECISIONS", "check_precision"]
+
+#: The TCN's outputs are the interface's (kept under its old name).
+TCNOutput = ModelOutput
 
 
 def default_kernels(depth: int) -> list[int]:
@@ -32,19 +35,8 @@ def default_kernels(depth: int) -> list[int]:
     return [43] if depth == 1 else [39] + [20] * (depth - 1)
 
 
-#: Inference precisions of :meth:`TCN.infer`.
-PRECISIONS = ("fp32", "bf16")
-
-
-def check_precision(precision: str, field: str = "precision") -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`; else :class:`ConfigError` naming ``field``."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"{field} must be one of {PRECISIONS}, got {precision!r}")
-    return precision
-
-
 @dataclass
-class TCNConfig(Config):
+class TCNConfig(ModelConfig):
     """Architecture of a TCN emulator (spec 8.2).
 
     ``kernels``: one kernel length (ms) per layer (``None``: :func:`default_kernels`). ``widths``: one
@@ -52,12 +44,12 @@ class TCNConfig(Config):
     ``"dense"`` (how the first layer is computed; the parameters are the same).
     """
 
-    n_inputs: int = 1278
+    family: ClassVar[str] = "tcn"
+
     depth: int = 7
     width: int = 128
     kernels: list[int] | None = None
     widths: list[int] | None = None
-    n_dendritic_components: int = 0
     activation: str = "relu"
     batchnorm: bool = True
     bn_eps: float = 1e-3
@@ -81,8 +73,7 @@ class TCNConfig(Config):
 
     def validate(self) -> "TCNConfig":
         """Check every field; raise :class:`ConfigError` naming the field and value."""
-        if self.n_inputs < 1:
-            raise ConfigError(f"TCNConfig.n_inputs must be >= 1, got {self.n_inputs}")
+        super().validate()
         if self.depth < 1:
             raise ConfigError(f"TCNConfig.depth must be >= 1, got {self.depth}")
         if self.width < 1:
@@ -95,8 +86,6 @@ class TCNConfig(Config):
         if self.widths is not None:
             if len(self.widths) != self.depth or any(w < 1 for w in self.widths):
                 raise ConfigError(f"TCNConfig.widths must hold {self.depth} positive widths, got {self.widths}")
-        if self.n_dendritic_components < 0:
-            raise ConfigError(f"TCNConfig.n_dendritic_components must be >= 0, got {self.n_dendritic_components}")
         if self.activation not in ("relu", "linear"):
             raise ConfigError(f"TCNConfig.activation must be 'relu' or 'linear', got {self.activation!r}")
         if self.head_init not in ("truncated_normal", "normal"):
@@ -139,6 +128,16 @@ class TCNConfig(Config):
         n += (c_in + 1) * (2 + self.n_dendritic_components)
         return n
 
+    @property
+    def flops_per_ms(self) -> float:
+        """Dense inference FLOPs per ms: ``2 * c_in * width * K`` per layer plus the heads (the published
+        7x128x153 network: ~17 MFLOP per ms)."""
+        f, c_in = 0, self.n_inputs
+        for w, k in zip(self.layer_widths, self.kernels):
+            f += 2 * c_in * w * k + (4 * w if self.batchnorm else w)
+            c_in = w
+        return float(f + 2 * c_in * (2 + self.n_dendritic_components))
+
     @classmethod
     def iaf_network(cls, n_inputs: int = 100) -> "TCNConfig":
         """The single-unit, single-layer network of the I&F figure (spec 7): 80-ms linear filter, no BN."""
@@ -147,25 +146,18 @@ class TCNConfig(Config):
                    spike_bias_init=-2.5, soma_init_std=0.05)
 
 
-class TCNOutput(NamedTuple):
-    """Per-ms outputs: spike logits (batch, time), soma (batch, time), dendritic PCs (batch, time, n) or None."""
-
-    spike_logits: torch.Tensor
-    soma: torch.Tensor
-    dvt: torch.Tensor | None
-
-
 def _trunc_normal_(t: torch.Tensor, std: float) -> None:
     nn.init.trunc_normal_(t, mean=0.0, std=std, a=-2 * std, b=2 * std)
 
 
-class TCN(nn.Module):
+class TCN(EmulatorModel):
     """Causal TCN: ``forward(x)`` with x (batch, time, n_inputs) -> :class:`TCNOutput`."""
 
+    family: ClassVar[str] = "tcn"
+    recurrent: ClassVar[bool] = False
+
     def __init__(self, config: TCNConfig) -> None:
-        super().__init__()
-        config.validate()
-        self.config = config
+        super().__init__(config)
         widths = config.layer_widths
         self.first = SparseCausalConv1d(config.n_inputs, widths[0], config.kernels[0], mode=config.first_layer)
         self.convs = nn.ModuleList()
@@ -205,6 +197,15 @@ class TCN(nn.Module):
         if soma is not None:
             self.soma_head.bias.fill_(float(soma))
 
+    @property
+    def history_ms(self) -> int:
+        """The receptive field (ms)."""
+        return self.config.receptive_field
+
+    def regularized_weights(self) -> list[torch.Tensor]:
+        """The convolution kernels and heads (the tensors the published L2 penalty applies to)."""
+        return self.kernel_weights()
+
     def kernel_weights(self) -> list[torch.Tensor]:
         """The convolution kernels (the tensors the published L2 penalty applies to)."""
         ws = [self.first.weight] + [c.weight for c in self.convs] + [self.spike_head.weight, self.soma_head.weight]
@@ -233,23 +234,19 @@ class TCN(nn.Module):
             h = self._block(conv(F.pad(h, (k - 1, 0))), i)
         return h
 
-    def forward(self, x: torch.Tensor | SparseEvents) -> TCNOutput:
+    def forward(self, x: torch.Tensor | SparseEvents, state: Any = None) -> TCNOutput:
         """x: (batch, time, n_inputs) spike counts (any dtype), or the same as :class:`SparseEvents` (the
-        event-driven first layer then skips its search for spikes) -> :class:`TCNOutput`."""
-        if isinstance(x, SparseEvents):
-            if x.channels != self.config.n_inputs:
-                raise ValueError(f"TCN expects {self.config.n_inputs} input channels, the events have {x.channels}")
-        elif x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
-            raise ValueError(f"TCN expects input (batch, time, {self.config.n_inputs}), got {tuple(x.shape)}")
+        event-driven first layer then skips its search for spikes) -> :class:`TCNOutput`. ``state`` is
+        ignored (the network has none)."""
+        self.check_input(x)
         return self.heads(self.features(x))
 
-    def infer(self, x: torch.Tensor | SparseEvents, precision: str = "fp32") -> TCNOutput:
+    def infer(self, x: torch.Tensor | SparseEvents, precision: str = "fp32", state: Any = None) -> TCNOutput:
         """Inference forward in ``precision``: ``fp32``, or ``bf16`` (hidden layers under bfloat16 autocast on
         the input's device -- about 2x faster convolutions on CPUs with AVX512-BF16 -- heads in float32)."""
         if check_precision(precision) == "fp32":
             return self(x)
-        device = x.rows.device if isinstance(x, SparseEvents) else x.device
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        with torch.autocast(device_type=self.input_device(x).type, dtype=torch.bfloat16):
             h = self.features(x)
         return self.heads(h.float())
 
