@@ -29,7 +29,7 @@ MODELS = {
 def main() -> None:
     from neuroemu.evaluation.protocol import evaluate
     from neuroemu.models.tcn import TCNConfig
-    from neuroemu.study.split import StratifiedDataset
+    from neuroemu.dataset.split import StratifiedDataset
     from neuroemu.training.config import TrainingConfig
     from neuroemu.training.loop import train
 

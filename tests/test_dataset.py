@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from neuroemu.cells.iaf import IAFSimulator
+from neuroemu.simulation.iaf import IAFSimulator
 from neuroemu.dataset.format import MANIFEST_NAME, DatasetConfig, shard_relpath
 from neuroemu.dataset.info import dataset_info
 from neuroemu.dataset.neuronio import import_neuronio

@@ -17,7 +17,7 @@ from neuroemu.models.emulator import forward_long
 from neuroemu.models.tcn import TCN, TCNConfig
 from neuroemu.training.config import TrainingConfig
 from neuroemu.training.loop import train
-from neuroemu.training.memory_dataset import make_toy_dataset
+from neuroemu.dataset.memory import make_toy_dataset
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuroemu.cells.iaf import IAFConfig, IAFSimulator, iaf_voltage
+from neuroemu.simulation.iaf import IAFConfig, IAFSimulator, iaf_voltage
 from neuroemu.errors import ConfigError, InputSpikesError
 from neuroemu.inputs.generator import InputGeneratorConfig, generate_iaf_inputs
 from neuroemu.inputs.spikes import InputSpikes

@@ -48,7 +48,7 @@ def test_kernels_for_receptive_field_and_wide_first_layer(depth, rf):
 
 
 def test_stratified_split_gives_every_part_spiking_trials():
-    from neuroemu.study.split import stratified_split
+    from neuroemu.dataset.split import stratified_split
 
     counts = [0] * 16 + [5, 3, 9, 1]             # 4 spiking trials among 20, as in short L5PC trials
     idx = list(range(100, 120))

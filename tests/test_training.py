@@ -15,10 +15,11 @@ from neuroemu.models.checkpoint import load_checkpoint
 from neuroemu.models.emulator import Emulator
 from neuroemu.models.tcn import TCNConfig
 from neuroemu.training.config import PUBLISHED_STEPS_PER_EPOCH, Stage, TrainingConfig
-from neuroemu.training.data import TargetCache, WindowSampler, make_batch
+from neuroemu.dataset.targets import TargetCache
+from neuroemu.training.batches import WindowSampler, make_batch
 from neuroemu.training.loop import resume, train
-from neuroemu.training.memory_dataset import InMemoryDataset, make_toy_dataset
-from neuroemu.training.targets import DendriticPCA, soma_target
+from neuroemu.dataset.memory import InMemoryDataset, make_toy_dataset
+from neuroemu.dataset.targets import DendriticPCA, soma_target
 
 torch.set_num_threads(1)
 

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from neuroemu.errors import ConfigError
+
 T = TypeVar("T", bound="Config")
+
+__all__ = ["Config", "ConfigError", "reject_nonfinite"]
+
+_SCALARS = (bool, int, float, str)
 
 
 def _to_plain(value: Any) -> Any:
@@ -53,10 +60,24 @@ def _from_plain(tp: Any, value: Any, where: str) -> Any:
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is int and isinstance(value, bool):
-        raise TypeError(f"{where}: expected int, got bool")
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is int and isinstance(value, float) and value.is_integer():
         return int(value)
+    if tp in _SCALARS and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {'a number' if tp is float else 'an integer' if tp is int else tp.__name__}"
+                          f", got {value!r}")
     return value
+
+
+def reject_nonfinite(config: "Config") -> None:
+    """Raise :class:`ConfigError` naming the field if any float field (or float in a list field) of ``config``
+    is NaN or infinite."""
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        for x in vals:
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ConfigError(f"{type(config).__name__}.{f.name} must be a finite number, got {v!r}")
 
 
 @dataclasses.dataclass
@@ -68,18 +89,34 @@ class Config:
         return _to_plain(self)
 
     @classmethod
+    def preset_defaults(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The defaults that ``data`` starts from: a class with presets returns the defaults of the preset
+        ``data`` names (so a file saying ``preset: modern`` gets the modern defaults, overridden by the file's
+        other keys); the base class returns ``{}`` (the dataclass defaults)."""
+        return {}
+
+    @classmethod
     def from_dict(cls: type[T], data: dict[str, Any] | None, _where: str | None = None) -> T:
-        """Build a config from a dict; unknown keys raise ``ValueError`` naming the key."""
+        """Build a config from a dict (on top of :meth:`preset_defaults`); unknown keys, values of the wrong
+        type and impossible values raise :class:`ConfigError` (a ``ValueError``) naming the field."""
         where = _where or cls.__name__
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
         data = dict(data or {})
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(names)}")
+            raise ConfigError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(names)}")
+        data = {**cls.preset_defaults(data), **data}
         kwargs = {k: _from_plain(hints.get(k, Any), v, f"{where}.{k}") for k, v in data.items()}
-        obj = cls(**kwargs)
-        return obj
+        try:
+            return cls(**kwargs)
+        except ConfigError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith(where) or _where is None else f"{where}: {msg}") from None
+        except TypeError as e:  # a missing required field
+            raise ConfigError(f"{where}: {e}") from None
 
     def to_json(self, indent: int | None = 2) -> str:
         """Serialise to a JSON string."""
@@ -105,14 +142,22 @@ class Config:
 
     @classmethod
     def from_file(cls: type[T], path: str | Path) -> T:
-        """Load a config from a ``.json``, ``.yaml`` or ``.yml`` file."""
+        """Load a config from a ``.json``, ``.yaml`` or ``.yml`` file. Every problem (missing file, syntax,
+        unknown field, bad value) raises :class:`ConfigError` as ``FILE: field ...``."""
+        import yaml
+
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        text = path.read_text()
-        if path.suffix.lower() in (".yaml", ".yml"):
-            return cls.from_yaml(text)
-        return cls.from_json(text)
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            text = path.read_text()
+            data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+            raise ConfigError(f"{path}: not a readable {cls.__name__} file ({e})") from None
+        try:
+            return cls.from_dict(data or {})
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
     def save(self, path: str | Path) -> None:
         """Write this config to ``path`` (JSON or YAML by suffix)."""

@@ -58,9 +58,8 @@ def _simulate(args: argparse.Namespace) -> int:
     if morphology and not Path(morphology).is_file():
         raise ConfigError(f"--morphology {args.morphology}: file not found")
     cell = CellConfig(kind=args.cell, variant=args.variant, morphology=morphology, conductance_scale=scale)
-    cell = cell.with_morphology_hash()
     gen = generator_config(args.cell, args.variant, args.inputs_preset, args.config)
-    cfg = DatasetConfig(cell=cell.to_dict(), generator=gen, n_trials=args.trials, duration_ms=args.duration_ms,
+    cfg = DatasetConfig(cell=cell, generator=gen, n_trials=args.trials, duration_ms=args.duration_ms,
                         seed=args.seed, release_probability=args.release_probability,
                         record_dendrites="dendrites" in (args.record or []))
     out = build_dataset(cfg, args.out, workers=args.workers, scheduler=args.scheduler,

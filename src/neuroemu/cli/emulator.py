@@ -109,7 +109,7 @@ def _training_config(args):
 def _cmd_train(args) -> int:
     from neuroemu.models.tcn import TCNConfig
     from neuroemu.training.loop import train
-    from neuroemu.training.data import open_dataset
+    from neuroemu.dataset.reader import open_dataset
 
     progress = not args.no_progress
     if args.resume:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 _LAZY = {
     "NeuroDataset": "neuroemu.dataset.reader",
-    "read_shard": "neuroemu.dataset.reader",
+    "read_shard": "neuroemu.dataset.shard",
     "Trial": "neuroemu.dataset.trial",
     "DatasetConfig": "neuroemu.dataset.format",
     "build_dataset": "neuroemu.dataset.runner",

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import re
 from dataclasses import dataclass, field
@@ -37,9 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from neuroemu.cells.config import CellConfig
 from neuroemu.config import Config
 from neuroemu.errors import ConfigError
 from neuroemu.inputs.generator import InputGeneratorConfig, default_preset_name, preset
+from neuroemu.simulation.solver import SolverConfig
 
 FORMAT_NAME = "neuroemu-dataset"
 SHARD_FORMAT_NAME = "neuroemu-trial"
@@ -69,37 +70,24 @@ def shard_index(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _default_cell() -> dict[str, Any]:
-    return {"kind": "l5pc", "variant": "nmda", "morphology": None}
-
-
-def canonical_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    """Fill a cell dict's defaults through :class:`neuroemu.cells.config.CellConfig` (validates it)."""
-    try:
-        from neuroemu.cells.config import CellConfig
-    except ImportError:  # pragma: no cover - the cell package is part of neuroemu
-        return dict(cell)
-    try:
-        return CellConfig.from_dict(dict(cell)).to_dict()
-    except ValueError as e:
-        raise ConfigError(f"DatasetConfig.cell: {e}") from None
-
-
 @dataclass
 class DatasetConfig(Config):
     """Everything that determines a dataset's content.
 
-    cell: cell config dict (``{"kind": "iaf"}`` or ``{"kind": "l5pc", "variant": "nmda", "morphology": None}``).
+    cell: the cell (:class:`~neuroemu.cells.config.CellConfig`; a dict such as ``{"kind": "iaf"}`` is converted).
     generator: input generator settings; ``None`` picks the cell's default preset (imported datasets keep None).
     n_trials, duration_ms: number and length of trials. seed: dataset seed; trial i uses
     ``SeedSequence([seed, i])``. release_probability: ``None`` = every event transmitted (the published
     model as built, spec 4.1), else a Bernoulli transmission probability. record_dendrites: store all
     segment voltages (float16). source: provenance of imported datasets (``None`` for simulated ones).
-    solver: NEURON solver settings (:class:`neuroemu.simulation.solver.SolverConfig` as a dict; filled with
-    the defaults for simulated L5PC datasets so the dataset records how it was integrated).
+    solver: NEURON solver settings (:class:`~neuroemu.simulation.solver.SolverConfig`; filled with the
+    defaults for simulated L5PC datasets so the dataset records how it was integrated).
+
+    Every path that makes a dataset stores :meth:`resolved` (the morphology's hash filled in), so a dataset
+    made by ``neuroemu simulate``, the quickstart or a study can be extended by any of them.
     """
 
-    cell: dict[str, Any] = field(default_factory=_default_cell)
+    cell: CellConfig = field(default_factory=CellConfig)
     generator: InputGeneratorConfig | None = None
     n_trials: int = 1
     duration_ms: int = 6000
@@ -107,25 +95,17 @@ class DatasetConfig(Config):
     release_probability: float | None = None
     record_dendrites: bool = False
     source: dict[str, Any] | None = None
-    solver: dict[str, Any] | None = None
+    solver: SolverConfig | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.generator, dict):  # Config's Union handling would keep an invalid dict silently
-            try:
-                self.generator = InputGeneratorConfig.from_dict(self.generator)
-            except ValueError as e:
-                raise ConfigError(f"DatasetConfig.generator: {e}") from None
-        self.cell = canonical_cell(self.cell)
-        if self.solver is None and self.source is None and self.cell.get("kind", "l5pc") == "l5pc":
-            from neuroemu.simulation.solver import SolverConfig
-
-            self.solver = SolverConfig().to_dict()
-        elif self.solver is not None:
-            from neuroemu.simulation.solver import SolverConfig
-
-            self.solver = SolverConfig.from_dict(self.solver).to_dict()
+        for name, cls in (("generator", InputGeneratorConfig), ("cell", CellConfig), ("solver", SolverConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):  # a dict given directly (from_dict converts nested configs itself)
+                setattr(self, name, cls.from_dict(value, _where=f"DatasetConfig.{name}"))
+        if self.solver is None and self.source is None and self.cell.kind == "l5pc":
+            self.solver = SolverConfig()
         if self.generator is None and self.source is None:
-            self.generator = preset(default_preset_name(self.cell.get("kind", "l5pc"), self.cell.get("variant")))
+            self.generator = preset(default_preset_name(self.cell.kind, self.cell.variant))
         self.validate()
 
     def validate(self) -> "DatasetConfig":
@@ -143,11 +123,16 @@ class DatasetConfig(Config):
             self.generator.validate()
         return self
 
+    def resolved(self) -> "DatasetConfig":
+        """This config with its provenance complete: the sha256 of the morphology (a file's bytes, or the
+        built-in cell's generated geometry) recorded in ``cell.morphology_sha256``."""
+        return self.replace(cell=self.cell.with_morphology_hash())
+
     def simulator_spec(self) -> dict[str, Any]:
         """The cell dict handed to the simulator factory, with the NEURON solver settings under ``"solver"``."""
-        spec = dict(self.cell)
-        if self.solver:
-            spec["solver"] = dict(self.solver)
+        spec = self.cell.to_dict()
+        if self.solver is not None:
+            spec["solver"] = self.solver.to_dict()
         return spec
 
     def trial_invariant_dict(self) -> dict[str, Any]:
@@ -203,14 +188,3 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (``path.tmp``, fsync, ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from neuroemu.dataset.format import shard_relpath
-from neuroemu.dataset.writer import load_manifest
+from neuroemu.dataset.manifest import load_manifest
 from neuroemu.errors import DatasetError
 
 

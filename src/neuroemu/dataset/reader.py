@@ -24,77 +24,14 @@ from typing import Any, Sequence
 import h5py
 import numpy as np
 
-from neuroemu.dataset.format import (MANIFEST_NAME, REQUIRED_DATASETS, SHARD_FORMAT_NAME, array_sha256,
-                                     shard_relpath)
+from neuroemu.dataset.format import MANIFEST_NAME, shard_relpath
 from neuroemu.dataset.trial import Trial
-from neuroemu.dataset.writer import load_manifest
+from neuroemu.dataset.verify import VerifyReport, verify_dataset
+from neuroemu.dataset.manifest import load_manifest
+from neuroemu.dataset.shard import read_shard
 from neuroemu.errors import DatasetError
 from neuroemu.inputs.spikes import InputSpikes
 from neuroemu.simulation.result import spike_times_to_train
-
-
-def _read(f: h5py.File, name: str, path: Path, check: bool) -> np.ndarray:
-    ds = f[name]
-    arr = ds[()]
-    if check:
-        want = ds.attrs.get("sha256")
-        if want is None:
-            raise DatasetError(f"{path}: dataset '{name}' lacks its sha256 attribute")
-        if array_sha256(arr) != want:
-            raise DatasetError(f"{path}: dataset '{name}' is corrupt (content hash mismatch)")
-    return arr
-
-
-def read_shard(path: str | Path, *, dend: bool = True, check: bool = True) -> Trial:
-    """Read one shard into a :class:`Trial`.
-
-    dend: also load the dendritic voltages (if stored). check: verify every array against its stored hash.
-    A missing, truncated or corrupt shard raises :class:`DatasetError` naming the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: shard file is missing")
-    try:
-        with h5py.File(path, "r") as f:
-            a = dict(f.attrs)
-            if a.get("format") != SHARD_FORMAT_NAME:
-                raise DatasetError(f"{path}: not a neuroemu trial shard (format {a.get('format')!r})")
-            for name in REQUIRED_DATASETS:
-                if name not in f:
-                    raise DatasetError(f"{path}: shard lacks dataset '{name}' (truncated or incomplete)")
-            exc = _read(f, "inputs/exc_spikes", path, check)
-            inh = _read(f, "inputs/inh_spikes", path, check)
-            exc_tx = _read(f, "inputs/exc_transmitted", path, check) if "inputs/exc_transmitted" in f else None
-            inh_tx = _read(f, "inputs/inh_transmitted", path, check) if "inputs/inh_transmitted" in f else None
-            soma = _read(f, "soma_v_1ms", path, check)
-            nexus = _read(f, "nexus_v_1ms", path, check)
-            spikes = _read(f, "spike_times_ms", path, check)
-            dv = _read(f, "dend_v_1ms", path, check) if dend and "dend_v_1ms" in f else None
-            params: dict[str, Any] = {}
-            if "generator" in f:
-                g = f["generator"]
-                params.update(json.loads(g.attrs.get("params_json", "{}")))
-                for k in g:
-                    params[k] = _read(g, k, path, check)
-    except DatasetError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise DatasetError(f"{path}: corrupt or truncated shard ({e})") from None
-    known = {"format", "format_version", "trial_index", "seed", "dataset_seed", "duration_ms", "n_exc", "n_inh",
-             "config_json"}
-    extra = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in a.items() if k not in known}
-    extra.update({k: int(a[k]) for k in ("dataset_seed", "n_exc", "n_inh") if k in a})
-    extra["config_json"] = a.get("config_json", "")
-    try:
-        trial = Trial(index=int(a["trial_index"]), seed=int(a["seed"]), inputs=InputSpikes(exc, inh),
-                      soma_v_1ms=soma, nexus_v_1ms=nexus, spike_times_ms=spikes, exc_transmitted=exc_tx,
-                      inh_transmitted=inh_tx, dend_v_1ms=dv, generator_params=params, attrs=extra)
-    except (KeyError, ValueError) as e:
-        raise DatasetError(f"{path}: malformed shard ({e})") from None
-    if soma.shape != (int(a.get("duration_ms", -1)),):
-        raise DatasetError(f"{path}: soma_v_1ms has {soma.shape} samples, attribute duration_ms says "
-                           f"{a.get('duration_ms')}")
-    return trial
 
 
 def _segments(data: Any) -> Any:
@@ -295,16 +232,16 @@ class NeuroDataset:
         cuts = np.floor(np.cumsum(fr)[:-1] * idx.size + 1e-9).astype(int)
         return [sorted(int(x) for x in part) for part in np.split(perm, cuts)]
 
-    def verify(self) -> "Any":
+    def verify(self) -> VerifyReport:
         """Check every shard (see :func:`neuroemu.dataset.verify.verify_dataset`)."""
-        from neuroemu.dataset.verify import verify_dataset
-
         return verify_dataset(self.path)
 
 
 def open_dataset(path: str | Path, **kwargs: Any) -> NeuroDataset:
     """Open a dataset directory (alias of ``NeuroDataset(path)``); errors name the missing manifest."""
     p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"dataset not found: {p}")
     if not (p / MANIFEST_NAME).is_file():
         raise DatasetError(f"{p}: not a neuroemu dataset (no {MANIFEST_NAME})")
     return NeuroDataset(p, **kwargs)

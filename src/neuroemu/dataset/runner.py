@@ -23,24 +23,23 @@ serialises the runs of one simulator within a process.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from neuroemu.dataset.format import DatasetConfig, trial_seeds
-from neuroemu.parallel import process_pool
 from neuroemu.dataset.trial import Trial
-from neuroemu.dataset.writer import DatasetWriter, write_shard
+from neuroemu.dataset.shard import write_shard
+from neuroemu.dataset.writer import DatasetWriter
 from neuroemu.errors import ConfigError, DatasetError, NeuroemuError
 from neuroemu.inputs.generator import generate_channels, generate_inputs
+from neuroemu.parallel import cpu_count, dask_client, dask_worker_count, process_pool, run_tasks
 
 SimulatorFactory = Callable[[dict], Any]
 
@@ -182,69 +181,6 @@ def _trial_task(factory: SimulatorFactory, config_dict: dict, index: int, out_di
     return e
 
 
-# ---- executors ---------------------------------------------------------------------------------------------
-
-def _iter_local(todo: list[int], pool: cf.Executor | None, factory, config_dict, out_dir, max_in_flight: int
-                ) -> Iterator[tuple[int, Any, BaseException | None]]:
-    if pool is None:
-        for i in todo:
-            try:
-                yield i, _trial_task(factory, config_dict, i, out_dir), None
-            except NeuroemuError as err:
-                yield i, None, err
-        return
-    pending: dict[cf.Future, int] = {}
-    queue = list(todo)
-    try:
-        while queue or pending:
-            while queue and len(pending) < max_in_flight:
-                i = queue.pop(0)
-                pending[pool.submit(_trial_task, factory, config_dict, i, out_dir)] = i
-            done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
-            for fut in sorted(done, key=lambda f: pending[f]):
-                i = pending.pop(fut)
-                err = fut.exception()
-                if err is not None and not isinstance(err, NeuroemuError):
-                    raise err
-                yield i, (None if err else fut.result()), err
-    finally:
-        for fut in pending:
-            fut.cancel()
-
-
-def _iter_dask(todo: list[int], client: Any, factory, config_dict, max_in_flight: int
-               ) -> Iterator[tuple[int, Any, BaseException | None]]:
-    from distributed import as_completed
-
-    queue = list(todo)
-    index_of: dict[str, int] = {}
-
-    def submit():
-        i = queue.pop(0)
-        fut = client.submit(_trial_task, factory, config_dict, i, None, pure=False)
-        index_of[fut.key] = i
-        return fut
-
-    first = [submit() for _ in range(min(max_in_flight, len(queue)))]
-    ac = as_completed(first)
-    try:
-        for fut in ac:
-            i = index_of.pop(fut.key)
-            if fut.status == "error":
-                err = fut.exception()
-                if not isinstance(err, NeuroemuError):
-                    raise err
-                yield i, None, err
-            else:
-                yield i, fut.result(), None
-            fut.release()
-            if queue:
-                ac.add(submit())
-    finally:
-        for fut in list(ac.futures) if hasattr(ac, "futures") else []:
-            fut.cancel()
-
-
 def check_generator_fits(config: DatasetConfig, desc: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` early when the generator settings cannot drive the described cell."""
     gen = config.generator
@@ -269,88 +205,81 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
                   progress: bool = True, max_in_flight: int | None = None) -> Path:
     """Simulate ``config.n_trials`` trials into ``out_dir`` (created, or resumed when it holds the same config).
 
-    workers: local processes (default: the CPU count; 1 runs in this process). client / scheduler: a
-    ``distributed.Client`` or a scheduler address to run on a Dask cluster instead. simulator_factory: a
-    picklable callable ``cell_dict -> simulator``. Trials already finished are kept; unfinished ones are redone.
-    A trial whose simulation fails is reported at the end (DatasetError) after all others are written;
-    rerunning retries it. Returns ``out_dir``.
+    The stored config is ``config.resolved()`` (provenance complete), whoever calls. workers: local processes
+    (default: the CPU count; 1 runs in this process). client / scheduler: a ``distributed.Client`` or a
+    scheduler address to run on a Dask cluster instead. simulator_factory: a picklable callable
+    ``cell_dict -> simulator``. Trials already finished are kept; unfinished ones are redone. A trial whose
+    simulation fails is reported at the end (DatasetError) after all others are written; rerunning retries it.
+    Returns ``out_dir``.
     """
     config.validate()
     if config.generator is None:
         raise ConfigError("DatasetConfig.generator must be set to simulate a dataset")
+    config = config.resolved()
     out_dir = Path(out_dir)
-    own_client = False
-    if client is None and scheduler:
-        from distributed import Client
-
-        client = Client(scheduler)
-        own_client = True
-    if workers is None:
-        workers = os.cpu_count() or 1
+    workers = cpu_count() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     config_dict = config.to_dict()
-    pool: cf.ProcessPoolExecutor | None = None
+    spec = config.simulator_spec()
     bar = None
     writer = None
     failures: list[tuple[int, str]] = []
-    try:
-        if client is not None:
-            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-            max_in_flight = max_in_flight or max(4, 2 * n_workers)
-            desc = client.submit(_describe_task, simulator_factory, config.simulator_spec(), pure=False).result()
-        elif min(workers, config.n_trials) > 1:
-            workers = min(workers, config.n_trials)
-            pool = process_pool(workers)
-            max_in_flight = max_in_flight or 2 * workers
-            desc = pool.submit(_describe_task, simulator_factory, config.simulator_spec()).result()
-        else:
-            max_in_flight = 1
-            desc = _describe_task(simulator_factory, config.simulator_spec())
-        check_generator_fits(config, desc)
-        new_writer = DatasetWriter(out_dir, config, n_exc=desc["n_exc"], n_inh=desc["n_inh"],
-                                   segments=desc["segments"])
-        todo = new_writer.prepare()
-        writer = new_writer  # only a writer that accepted the directory may rewrite its manifest
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=config.n_trials, initial=writer.n_done, unit="trial", desc="simulate",
-                       file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-        if not todo:
-            return out_dir
-        t_start = time.perf_counter()
-        done_now = 0
-        if client is not None:
-            it = _iter_dask(todo, client, simulator_factory, config_dict, max_in_flight)
-        else:
-            it = _iter_local(todo, pool, simulator_factory, config_dict, str(out_dir), max_in_flight)
-        for i, res, err in it:
-            if err is not None:
-                failures.append((i, str(err)))
-                if bar is not None:
-                    bar.write(f"trial {i} failed: {err}")
-                continue
-            if client is not None:
-                trial, wall = res
-                writer.write(trial, wall_time_s=wall)
+    n_local = min(workers, config.n_trials)
+    with dask_client(client, scheduler) as cl:
+        pool = process_pool(n_local) if cl is None and n_local > 1 else None
+        try:
+            if cl is not None:
+                max_in_flight = max_in_flight or max(4, 2 * dask_worker_count(cl))
+                desc = cl.submit(_describe_task, simulator_factory, spec, pure=False).result()
+            elif pool is not None:
+                max_in_flight = max_in_flight or 2 * n_local
+                desc = pool.submit(_describe_task, simulator_factory, spec).result()
             else:
-                writer.record(res)
-            done_now += 1
+                desc = _describe_task(simulator_factory, spec)
+            check_generator_fits(config, desc)
+            new_writer = DatasetWriter(out_dir, config, n_exc=desc["n_exc"], n_inh=desc["n_inh"],
+                                       segments=desc["segments"])
+            todo = new_writer.prepare()
+            writer = new_writer  # only a writer that accepted the directory may rewrite its manifest
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=config.n_trials, initial=writer.n_done, unit="trial", desc="simulate",
+                           file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+            if not todo:
+                return out_dir
+            t_start = time.perf_counter()
+            done_now = 0
+            # local workers write their shards themselves; Dask workers send the trial back (no shared disk)
+            target = None if cl is not None else str(out_dir)
+            tasks = [(simulator_factory, config_dict, i, target) for i in todo]
+            for k, res, err in run_tasks(_trial_task, tasks, pool=pool, client=cl, max_in_flight=max_in_flight,
+                                         catch=(NeuroemuError,)):
+                i = todo[k]
+                if err is not None:
+                    failures.append((i, str(err)))
+                    if bar is not None:
+                        bar.write(f"trial {i} failed: {err}")
+                    continue
+                if cl is not None:
+                    trial, wall = res
+                    writer.write(trial, wall_time_s=wall)
+                else:
+                    writer.record(res)
+                done_now += 1
+                if bar is not None:
+                    elapsed = time.perf_counter() - t_start
+                    bar.set_postfix_str(f"{done_now * config.duration_ms / 1000.0 / max(elapsed, 1e-9):.3g} "
+                                        "sim s/wall s", refresh=False)
+                    bar.update(1)
+        finally:
+            if writer is not None:
+                writer.close()
             if bar is not None:
-                elapsed = time.perf_counter() - t_start
-                bar.set_postfix_str(f"{done_now * config.duration_ms / 1000.0 / max(elapsed, 1e-9):.3g} sim s/wall s",
-                                    refresh=False)
-                bar.update(1)
-    finally:
-        if writer is not None:
-            writer.close()
-        if bar is not None:
-            bar.close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if own_client:
-            client.close()
+                bar.close()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     if failures:
         shown = "; ".join(f"trial {i}: {m}" for i, m in failures[:5])
         raise DatasetError(f"{out_dir}: {len(failures)} trial(s) failed ({shown}); the others are saved -- "

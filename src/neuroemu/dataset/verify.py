@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from neuroemu.dataset.format import SHARDS_DIR, TMP_SUFFIX, file_sha256, shard_index, shard_relpath
-from neuroemu.dataset.writer import load_manifest
+from neuroemu.dataset.format import SHARDS_DIR, TMP_SUFFIX, DatasetConfig, file_sha256, shard_index, shard_relpath
+from neuroemu.dataset.manifest import load_manifest
+from neuroemu.dataset.shard import check_trial, read_shard
 from neuroemu.errors import DatasetError
 
 
@@ -20,9 +21,6 @@ def verify_shard(path: str | Path, *, expected_sha256: str | None = None, expect
     Checks: the file hash (when ``expected_sha256`` is given), that HDF5 opens, every array's content hash,
     shapes and channel ranges, and (when given) the trial index, channel counts and the config it was made with.
     """
-    from neuroemu.dataset.reader import read_shard
-    from neuroemu.dataset.writer import check_trial
-
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: shard file is missing")
@@ -100,8 +98,6 @@ def verify_dataset(path: str | Path, progress: bool = False) -> VerifyReport:
     m = load_manifest(path)
     n_expected = int(m["config"].get("n_trials", len(m["shards"])))
     rep = VerifyReport(path=path, n_expected=n_expected)
-    from neuroemu.dataset.format import DatasetConfig
-
     try:
         cfg_json = DatasetConfig.from_dict(m["config"]).trial_config_json()
     except Exception as e:  # noqa: BLE001 - a manifest from an incompatible version

@@ -12,8 +12,6 @@
 """
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +21,27 @@ import numpy as np
 import torch
 
 from neuroemu.config import Config
+from neuroemu.dataset.reader import open_dataset
+from neuroemu.dataset.source import TrialSource, check_channels, dataset_fingerprint, trial_indices, window_inputs
+from neuroemu.dataset.targets import soma_target
 from neuroemu.errors import ConfigError, DatasetError
 from neuroemu.evaluation.metrics import PUBLISHED_FP_RATES, soma_metrics, spike_metrics, subset_variability
-from neuroemu.models.checkpoint import atomic_write_text
+from neuroemu.io import json_safe, write_json
+from neuroemu.models.base import EmulatorModel, check_precision
 from neuroemu.models.emulator import Emulator, forward_long
-from neuroemu.models.tcn import check_precision
-from neuroemu.training.data import (TrialSource, check_channels, dataset_fingerprint, open_dataset, trial_indices,
-                                    window_inputs)
-from neuroemu.training.targets import soma_target
 
-__all__ = ["EvaluationConfig", "overlap_ms", "window_starts", "window_plan", "predict_windows", "predict_traces",
-           "evaluate_predictions", "evaluate"]
+__all__ = ["EvaluationConfig", "PUBLISHED_DROP_FIRST_MS", "drop_first_ms_for", "overlap_ms", "window_starts",
+           "window_plan", "predict_windows", "predict_traces", "evaluate_predictions", "evaluate"]
+
+#: The published protocol drops the first 500 ms of every trace before scoring (reference 9.3).
+PUBLISHED_DROP_FIRST_MS = 500
+
+
+def drop_first_ms_for(duration_ms: int) -> int:
+    """The burn-in rule, the one place it is written: how many ms at the start of a ``duration_ms`` trace are not
+    scored -- the published 500 ms, or a quarter of the trace when that is shorter (short test trials keep three
+    quarters of their length). Evaluation, validation during training, sweeps and the quickstart all use it."""
+    return min(PUBLISHED_DROP_FIRST_MS, int(duration_ms) // 4)
 
 
 @dataclass
@@ -51,6 +59,11 @@ class EvaluationConfig(Config):
     fp_rates: list[float] = field(default_factory=lambda: list(PUBLISHED_FP_RATES))
     batch_size: int = 32
     precision: str = "fp32"
+
+    @classmethod
+    def for_duration(cls, duration_ms: int, **overrides) -> "EvaluationConfig":
+        """The published protocol for traces of ``duration_ms``, with :func:`drop_first_ms_for` as burn-in."""
+        return cls.from_dict({"drop_first_ms": drop_first_ms_for(duration_ms), **overrides})
 
     def __post_init__(self) -> None:
         check_precision(self.precision, "EvaluationConfig.precision")
@@ -89,11 +102,13 @@ def window_plan(duration_ms: int, receptive_field: int, window_ms: int = 400) ->
 
 
 @torch.no_grad()
-def predict_windows(tcn, x: np.ndarray, window_ms: int = 400, batch_size: int = 32,
+def predict_windows(model: EmulatorModel, x: np.ndarray, window_ms: int = 400, batch_size: int = 32,
                     device: torch.device | str = "cpu", precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
-    """Published full-trace prediction of one (time, channels) trace -> (spike logits, soma target)."""
+    """Published full-trace prediction of one (time, channels) trace -> (spike logits, soma target). Windows
+    overlap by :func:`overlap_ms` of the model's ``history_ms`` (receptive field, or a recurrent model's burn-in:
+    every window starts from rest)."""
     duration = x.shape[0]
-    plan = window_plan(duration, tcn.config.receptive_field, window_ms)
+    plan = window_plan(duration, model.history_ms, window_ms)
     starts = [s for s, _ in plan]
     padded = np.zeros((starts[-1] + window_ms, x.shape[1]), dtype=x.dtype)
     padded[:duration] = x
@@ -101,7 +116,7 @@ def predict_windows(tcn, x: np.ndarray, window_ms: int = 400, batch_size: int = 
     logits = np.empty((len(starts), window_ms), np.float32)
     soma = np.empty((len(starts), window_ms), np.float32)
     for a in range(0, len(starts), batch_size):
-        out = tcn.infer(torch.from_numpy(wins[a:a + batch_size]).to(device), precision)
+        out = model.infer(torch.from_numpy(wins[a:a + batch_size]).to(device), precision)
         logits[a:a + batch_size] = out.spike_logits.float().cpu().numpy()
         soma[a:a + batch_size] = out.soma.float().cpu().numpy()
     full_l = np.empty(padded.shape[0], np.float32)
@@ -121,13 +136,13 @@ def predict_traces(emulator: Emulator, ds: TrialSource, trials: Sequence[int], m
         from tqdm import tqdm
         it = tqdm(trials, desc="predict", unit="trace")
     out = []
-    emulator.tcn.eval()
+    emulator.model.eval()
     for i in it:
         x = window_inputs(ds, int(i), 0, int(ds.duration_ms), inputs)
         if mode == "windows":
-            out.append(predict_windows(emulator.tcn, x, window_ms, batch_size, emulator.device, emulator.precision))
+            out.append(predict_windows(emulator.model, x, window_ms, batch_size, emulator.device, emulator.precision))
         else:
-            lg, so = forward_long(emulator.tcn, x, device=emulator.device, precision=emulator.precision)
+            lg, so = forward_long(emulator.model, x, device=emulator.device, precision=emulator.precision)
             out.append((lg[0], so[0]))
     return out
 
@@ -179,20 +194,32 @@ def evaluate_predictions(spikes: list[np.ndarray], logits: list[np.ndarray], som
     return res
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
+def save_predictions(path: str | Path, trials: Sequence[int], spikes: list[np.ndarray], logits: list[np.ndarray],
+                     soma_true: list[np.ndarray], soma_pred: list[np.ndarray], config: EvaluationConfig,
+                     dataset_path: str = "", dataset_fp: str = "") -> None:
+    """Write one emulator's predictions of whole traces (compressed NumPy archive): ``trials`` (int64),
+    ``spikes`` (uint8, traces x ms), ``logits`` (float32), ``soma_true`` / ``soma_pred`` (float32, target space)
+    and the protocol (``config_json``, ``dataset``, ``fingerprint``). Written atomically."""
+    import io as _io
+
+    from neuroemu.io import atomic_write
+
+    buf = _io.BytesIO()
+    np.savez_compressed(buf, trials=np.asarray(trials, np.int64), spikes=np.stack(spikes).astype(np.uint8),
+                        logits=np.stack(logits).astype(np.float32), soma_true=np.stack(soma_true).astype(np.float32),
+                        soma_pred=np.stack(soma_pred).astype(np.float32), config_json=np.array(config.to_json()),
+                        dataset=np.array(dataset_path), fingerprint=np.array(dataset_fp))
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
 def evaluate(run_dir: str | Path, dataset: TrialSource | str | Path | None = None, split: str = "test",
              out: str | Path | None = None, checkpoint: str = "best", config: EvaluationConfig | None = None,
-             device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+             device: str = "cpu", progress: bool = False,
+             predictions_out: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a trained run by the published protocol; write JSON to ``out`` if given and return it.
+
+    ``predictions_out``: also write the per-trace predictions (:func:`save_predictions`), for paired
+    comparisons of two emulators on the same traces (:mod:`neuroemu.evaluation.paired`).
 
     ``dataset``: defaults to the run's dataset. ``split``: ``test`` / ``val`` / ``train`` (the run's split)
     or ``all``; when ``dataset`` is a different dataset than the run's, its trials are all used.
@@ -230,9 +257,13 @@ def evaluate(run_dir: str | Path, dataset: TrialSource | str | Path | None = Non
     spikes = [np.asarray(dataset.spike_train(i)) for i in trials]
     soma_true = [st(dataset.soma_v(i), clip, emu.soma_offset_mv) for i in trials]
     res = evaluate_predictions(spikes, [p[0] for p in preds], soma_true, [p[1] for p in preds], cfg)
+    if predictions_out is not None:
+        save_predictions(predictions_out, trials, spikes, [p[0] for p in preds], soma_true, [p[1] for p in preds],
+                         cfg, str(getattr(dataset, "path", "")), dataset_fingerprint(dataset))
     res.update({
         "run": str(Path(run_dir).resolve()) if Path(run_dir).is_dir() else str(run_dir),
-        "model": emu.config.name, "n_parameters": emu.config.n_parameters,
+        "model": emu.config.name, "family": emu.family, "n_parameters": emu.config.n_parameters,
+        "n_params": emu.config.n_parameters, "flops_per_ms": float(emu.config.flops_per_ms),
         "receptive_field_ms": emu.receptive_field, "checkpoint": checkpoint,
         "checkpoint_step": emu.checkpoint_info.get("step"),
         "dataset": str(getattr(dataset, "path", None)), "split": used_split, "inputs": inputs,
@@ -240,10 +271,7 @@ def evaluate(run_dir: str | Path, dataset: TrialSource | str | Path | None = Non
                      if cfg.mode == "windows" else None},
         "units": {"soma_rmse_mv": "mV", "soma_mae_mv": "mV", "soma_explained_variance": "percent"},
         "wall_time_s": time.monotonic() - t0})
-    res = _clean(res)
+    res = json_safe(res)
     if out is not None:
-        out = Path(out)
-        if out.parent and not out.parent.exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, json.dumps(res, indent=1))
+        write_json(out, res)
     return res

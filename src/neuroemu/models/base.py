@@ -88,6 +88,14 @@ class ModelConfig(Config):
         """Floating-point operations (a multiply-add counts 2) per simulated ms for dense input, inference."""
         raise NotImplementedError
 
+    @classmethod
+    def from_spec(cls, size: str) -> "ModelConfig":
+        """The config of a model spec's size part (``7x128`` for ``tcn:7x128``, ``15`` for ``branch-elm:15``);
+        an empty size gives the family's default size."""
+        if size:
+            raise ConfigError(f"{cls.family} models take no size in a model spec, got {size!r}")
+        return cls()
+
     def with_inputs(self, n_inputs: int, **dataset_facts: Any) -> "ModelConfig":
         """This config fitted to a dataset of ``n_inputs`` channels. ``dataset_facts`` (``n_exc``, ``n_inh``,
         ``segments``: the dataset's segment table dict or None) let morphology-aware families derive their
@@ -132,6 +140,11 @@ class EmulatorModel(nn.Module):
     def history_ms(self) -> int:
         """Feed-forward: the receptive field (ms); recurrent: the burn-in (ms). See the module docstring."""
         raise NotImplementedError
+
+    def accepts_events(self, device: torch.device) -> bool:
+        """Whether :class:`SparseEvents` input is the fast path on ``device`` (then spike lists go straight in;
+        otherwise they are made dense first). Every model must accept both; this only picks the faster."""
+        return False
 
     # ------------------------------------------------------------------ shared
     @property

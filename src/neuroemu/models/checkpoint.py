@@ -10,47 +10,22 @@ A run directory (made by :func:`neuroemu.training.train`) holds::
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from neuroemu.errors import CheckpointError
+from neuroemu.io import atomic_write, read_json
 
-__all__ = ["RUN_FORMAT_VERSION", "atomic_torch_save", "atomic_write_text", "load_checkpoint", "read_run",
-           "checkpoint_path"]
+__all__ = ["RUN_FORMAT_VERSION", "atomic_torch_save", "load_checkpoint", "read_run", "checkpoint_path"]
 
 RUN_FORMAT_VERSION = 1
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it onto ``path``."""
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text atomically (temporary file + ``os.replace``)."""
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -78,10 +53,9 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"run directory not found: {run_dir}")
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a training run: {path.name} is missing")
-    try:
-        run = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is corrupt ({e})") from e
+    run = read_json(path, CheckpointError, "training run")
+    if not isinstance(run, dict):
+        raise CheckpointError(f"{path} is corrupt (not a JSON object)")
     for key in ("model", "training", "dataset", "split", "soma_target"):
         if key not in run:
             raise CheckpointError(f"{path} lacks the '{key}' entry")

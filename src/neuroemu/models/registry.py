@@ -12,7 +12,8 @@ from typing import Any
 from neuroemu.errors import CheckpointError, ConfigError
 from neuroemu.models.base import EmulatorModel, ModelConfig
 
-__all__ = ["FAMILIES", "family_names", "config_class", "model_class", "model_config_from_dict", "build_model"]
+__all__ = ["FAMILIES", "family_names", "config_class", "model_class", "model_config_from_dict", "build_model",
+           "parse_model_spec"]
 
 #: family name -> (module, config class, model class). Modules are imported on first use.
 FAMILIES: dict[str, tuple[str, str, str]] = {
@@ -56,3 +57,17 @@ def model_config_from_dict(family: str | None, data: dict[str, Any], where: str 
 def build_model(config: ModelConfig) -> EmulatorModel:
     """A freshly initialised model for ``config``."""
     return model_class(config.family)(config)
+
+
+def parse_model_spec(spec: str, where: str = "model") -> ModelConfig:
+    """The config of a model spec ``FAMILY[:SIZE]``: ``tcn:7x128``, ``tcn:3x16x80``, ``branch-elm:15``,
+    ``lstm:50``; a bare family name takes the family's default size. Errors name the spec and ``where``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"{where}: a model spec must be FAMILY or FAMILY:SIZE, got {spec!r}")
+    family, _, size = spec.strip().partition(":")
+    if family not in FAMILIES:
+        raise ConfigError(f"{where}: unknown model family {family!r} in {spec!r}; choose one of {family_names()}")
+    try:
+        return config_class(family).from_spec(size.strip())
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {spec!r}: {e}") from None

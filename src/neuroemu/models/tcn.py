@@ -2,7 +2,7 @@
 
 Layer k = 1..D: causal ``Conv1d(W_k, kernel K_k)`` -> ReLU -> BatchNorm (eps 1e-3, momentum 0.01, as
 Keras' defaults 0.99). Heads (1x1 convolutions on the last layer's output): spike logit, somatic voltage
-(clipped at -55 mV and offset by +67.7 mV, see :mod:`neuroemu.training.targets`) and, optionally, the
+(clipped at -55 mV and offset by +67.7 mV, see :mod:`neuroemu.dataset.targets`) and, optionally, the
 whitened principal components of the dendritic voltages. Receptive field ``T = sum(K_k - 1) + 1``.
 
 The first layer may run event-driven (:mod:`neuroemu.models.sparse_conv`), which is much faster on
@@ -25,6 +25,28 @@ __all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels", "PRECISIONS", "ch
 
 #: The TCN's outputs are the interface's (kept under its old name).
 TCNOutput = ModelOutput
+
+
+def kernels_for(depth: int, receptive_field: int, first_kernel_fraction: float = 1.0 / 3.0) -> list[int]:
+    """Kernel lengths of a depth-``depth`` TCN with receptive field ``receptive_field`` ms
+    (``T = sum(K_k - 1) + 1``).
+
+    - D = 1: ``[T]`` (a single temporal layer, as the published FCNs);
+    - D > 1: the first layer is wide in time as published,
+      ``K1 = max(round(T * first_kernel_fraction), ceil((T + D - 1) / D))`` (default fraction 1/3; the second
+      term keeps the first layer at least as long as every other one), and the remaining span ``T - K1`` is
+      shared as evenly as possible by layers 2..D (lower layers take the remainder), e.g.
+      D = 7, T = 153 -> [51, 18, 18, 18, 18, 18, 18]; D = 3, T = 80 -> [28, 27, 27]; D = 2, T = 40 -> [21, 20].
+    """
+    if depth < 1 or receptive_field < 1:
+        raise ConfigError(f"kernels_for: depth ({depth}) and receptive field ({receptive_field}) must be >= 1")
+    if depth == 1:
+        return [int(receptive_field)]
+    at_least = -(-(receptive_field + depth - 1) // depth)  # ceil((T + D - 1) / D): K1 >= every other K
+    k1 = max(1, min(receptive_field, max(int(round(receptive_field * first_kernel_fraction)), at_least)))
+    span = receptive_field - k1
+    base, extra = divmod(span, depth - 1)
+    return [k1] + [1 + base + (1 if i < extra else 0) for i in range(depth - 1)]
 
 
 def default_kernels(depth: int) -> list[int]:
@@ -139,6 +161,18 @@ class TCNConfig(ModelConfig):
         return float(f + 2 * c_in * (2 + self.n_dendritic_components))
 
     @classmethod
+    def from_spec(cls, size: str) -> "TCNConfig":
+        """``DxW`` (default kernels of depth D) or ``DxWxT`` (receptive field T ms, :func:`kernels_for`)."""
+        try:
+            parts = [int(p) for p in size.lower().split("x")] if size else [3, 64]
+        except ValueError:
+            parts = []
+        if len(parts) not in (2, 3) or min(parts) < 1:
+            raise ConfigError(f"TCN size {size!r}: expected DEPTHxWIDTH or DEPTHxWIDTHxT, e.g. 7x128 or 3x16x80")
+        kernels = kernels_for(parts[0], parts[2]) if len(parts) == 3 else None
+        return cls(depth=parts[0], width=parts[1], kernels=kernels)
+
+    @classmethod
     def iaf_network(cls, n_inputs: int = 100) -> "TCNConfig":
         """The single-unit, single-layer network of the I&F figure (spec 7): 80-ms linear filter, no BN."""
         return cls(n_inputs=n_inputs, depth=1, width=1, kernels=[80], activation="linear", batchnorm=False,
@@ -212,6 +246,11 @@ class TCN(EmulatorModel):
         if self.dvt_head is not None:
             ws.append(self.dvt_head.weight)
         return ws
+
+    def accepts_events(self, device: torch.device) -> bool:
+        """The event-driven first layer: ``sparse`` mode, or ``auto`` on a CPU."""
+        mode = self.first.mode
+        return mode == "sparse" or (mode == "auto" and torch.device(device).type == "cpu")
 
     def set_first_layer(self, mode: str) -> None:
         """Switch the first layer between ``"auto"``, ``"sparse"`` and ``"dense"`` (same parameters)."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from neuroemu.errors import ConfigError
 from neuroemu.report._style import as_columns, float_column, new_figure, styled
+from neuroemu.results.selection import smallest_reaching_index
 
 #: Minimum gain, as a fraction of the y span, for a point to be kept (section 9.7 step 4).
 MIN_INCREASE = {"depth": 0.01, "width": 0.05, "receptive_field": 0.03}
@@ -230,24 +231,18 @@ def complexity_panels(rows, group: str | Sequence[str] | None = "cell",
 
 def smallest_reaching(rows, target_auc: float, auc: str = "spike_auc", size: str = "n_parameters",
                       group: str = "cell") -> dict[str, dict | None]:
-    """Per group, the row with the fewest ``size`` among those with ``auc >= target_auc`` (None if none).
-
-    Ties are broken by smaller depth, then higher AUC.
-    """
+    """Per group, the row with the fewest ``size`` among those with ``auc >= target_auc`` (None if none):
+    :func:`neuroemu.results.selection.smallest_reaching_index` (ties: smaller depth, then higher AUC)."""
     cols = as_columns(rows, "smallest_reaching")
     if not cols:
         return {}
-    a = float_column(cols, auc, "smallest_reaching")
-    s = float_column(cols, size, "smallest_reaching")
-    d = float_column(cols, "depth", "smallest_reaching") if "depth" in cols else np.zeros_like(a)
+    n = len(next(iter(cols.values())))
+    table = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()} for i in range(n)]
     out: dict[str, dict | None] = {}
     for label, gm in _groups(cols, group):
-        cand = np.flatnonzero(gm & (a >= target_auc))
-        if cand.size == 0:
-            out[label] = None
-            continue
-        best = cand[np.lexsort((-a[cand], d[cand], s[cand]))[0]]
-        out[label] = {k: (v[best].item() if hasattr(v[best], "item") else v[best]) for k, v in cols.items()}
+        members = [table[i] for i in np.flatnonzero(gm)]
+        k = smallest_reaching_index(members, target_auc, auc, size)
+        out[label] = None if k is None else members[k]
     return out
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from neuroemu.errors import ConfigError
 from neuroemu.report.html import Section, write_report
+from neuroemu.results.selection import select_best
 
 __all__ = ["study_sections", "report_study"]
 
@@ -60,7 +61,6 @@ def study_sections(doc: dict[str, Any], study_dir: Path | None = None) -> list[S
     """Report sections of a study document (the content of ``study.json``)."""
     from neuroemu.report import figures as F
     from neuroemu.report.sweep_report import done_rows, plot_rows, sweep_figures
-    from neuroemu.study.sweep import select_best
 
     cfg = doc.get("config") or {}
     rows = list(doc.get("rows") or [])

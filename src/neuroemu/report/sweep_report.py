@@ -13,6 +13,7 @@ from typing import Any
 
 from neuroemu.errors import ConfigError
 from neuroemu.report.html import Section, write_report
+from neuroemu.results.selection import select_best
 
 __all__ = ["sweep_figures", "write_sweep_figures", "sweep_sections", "report_sweep", "done_rows", "plot_rows"]
 
@@ -103,7 +104,6 @@ def _short(rows: list[dict]) -> list[dict]:
 
 def sweep_sections(doc: dict[str, Any]) -> list[Section]:
     """Report sections of one sweep document (the content of ``sweep.json``)."""
-    from neuroemu.study.sweep import select_best
 
     rows = list(doc.get("rows") or [])
     cfg = doc.get("config") or {}
@@ -133,8 +133,8 @@ def sweep_sections(doc: dict[str, Any]) -> list[Section]:
     if figs:
         secs.append(Section("Accuracy vs complexity", "", figures=figs))
     if rows:
-        table = _short(sorted(done, key=lambda r: (r.get("depth", 0), r.get("width", 0),
-                                                   r.get("receptive_field", 0))))
+        table = _short(sorted(done, key=lambda r: (r.get("depth") or 0, r.get("width") or 0,
+                                                   r.get("receptive_field") or 0)))
         tables = [("all finished configurations (test metrics; val_spike_auc = validation)", table)]
         if failed:
             tables.append(("failed configurations (rerun the sweep to retry)",

@@ -29,7 +29,7 @@ def make_simulator(cell: CellConfig | dict | None = None, solver: SolverConfig |
     if isinstance(solver, dict):
         solver = SolverConfig.from_dict(solver)
     if cell.kind == "iaf":
-        from neuroemu.cells.iaf import IAFSimulator
+        from neuroemu.simulation.iaf import IAFSimulator
 
         return IAFSimulator()
     from neuroemu.simulation.neuron_sim import L5PCSimulator

@@ -5,7 +5,7 @@ With the built-in cell (default: the L5PC with AMPA+NMDA synapses) it
 1. simulates a small dataset into ``OUT/data`` -- a first batch of one trial per worker measures the
    simulation speed, then the dataset is extended with as many trials as fit in ``sim_minutes``;
 2. trains a small TCN (3 layers x 32 channels, receptive field 80 ms) into ``OUT/run`` on a spike-stratified
-   split of the trials (:mod:`neuroemu.study.split`; most short trials are silent) -- two short first
+   split of the trials (:mod:`neuroemu.dataset.split`; most short trials are silent) -- two short first
    stretches measure the steady training speed, then the step budget (and the cosine learning-rate decay
    over it) is set to fill ``train_minutes``, which also caps the wall time;
 3. evaluates it on the test trials by the published protocol (``OUT/run/eval_test.json``);
@@ -45,13 +45,14 @@ def _manifest(path: Path) -> dict[str, Any] | None:
 
 def _simulate(cell: str, data_dir: Path, sim_minutes: float, duration_ms: int, min_trials: int, max_trials: int,
               workers: int, seed: int, inputs_preset: str | None, say: Callable[[str], None]) -> dict[str, Any]:
+    from neuroemu.cells.config import CellConfig
     from neuroemu.dataset.format import DatasetConfig
     from neuroemu.dataset.runner import build_dataset
     from neuroemu.inputs.generator import preset
 
-    cell_dict = {"kind": "iaf"} if cell == "iaf" else {"kind": "l5pc", "variant": cell}
+    cell_cfg = CellConfig(kind="iaf") if cell == "iaf" else CellConfig(kind="l5pc", variant=cell)
     gen = preset(inputs_preset) if inputs_preset else None  # None: the cell's default inputs
-    base = DatasetConfig(cell=cell_dict, generator=gen, n_trials=1, duration_ms=int(duration_ms), seed=int(seed))
+    base = DatasetConfig(cell=cell_cfg, generator=gen, n_trials=1, duration_ms=int(duration_ms), seed=int(seed))
     m = _manifest(data_dir)
     if m is not None and m.get("complete") and int(m["config"].get("n_trials", 0)) >= min_trials:
         n = int(m["config"]["n_trials"])
@@ -104,7 +105,7 @@ def _train(data_dir: Path, run_dir: Path, train_minutes: float, duration_ms: int
                                           checkpoint_every_minutes=1.0, threads=threads)
         mcfg = TCNConfig(depth=QUICKSTART_DEPTH, width=QUICKSTART_WIDTH, kernels=list(QUICKSTART_KERNELS))
         say(f"      2 x {probe} steps to measure the training speed ...")
-        from neuroemu.study.split import StratifiedDataset
+        from neuroemu.dataset.split import StratifiedDataset
 
         # spiking trials in every part (most short trials are silent); includes loading and caching the trials
         first = train(StratifiedDataset(data_dir), mcfg, tcfg, run_dir)
@@ -203,7 +204,7 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
                                                        "tp_at_fp_0.0025", "soma_rmse_mv", "soma_mae_mv",
                                                        "soma_explained_variance", "n_traces", "n_spikes")},
                "timings_s": timings}
-    from neuroemu.models.checkpoint import atomic_write_text
+    from neuroemu.io import atomic_write_text
 
     atomic_write_text(out / "quickstart.json", json.dumps(summary, indent=1))
     say(f"done in {timings['total'] / 60:.1f} min (simulate {timings['simulate']:.0f} s, train "

@@ -41,28 +41,40 @@ Scales (times measured or extrapolated on the 2-core development machine; see :d
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from neuroemu.config import Config
+import neuroemu
+from neuroemu.cells.config import CellConfig
+from neuroemu.dataset.format import DatasetConfig
+from neuroemu.dataset.reader import NeuroDataset
+from neuroemu.dataset.runner import build_dataset
 from neuroemu.errors import ConfigError
+from neuroemu.inputs.generator import default_preset_name, preset
+from neuroemu.io import read_json, write_json
+from neuroemu.report import figures as F
+from neuroemu.report.study_report import report_study
+from neuroemu.report.sweep_report import done_rows, plot_rows
+from neuroemu.results.rows import write_table
+from neuroemu.results.selection import smallest_reaching as _smallest_reaching
+from neuroemu.study.findings import EV_MARGIN, EXPECTED_DEPTH_NEEDED, findings
+from neuroemu.study.sweep import SweepConfig, SweepSettings, run_sweep, sweep_entries
 
-__all__ = ["StudyConfig", "SCALES", "CELLS", "EXPECTED_DEPTH_NEEDED", "study_plan", "run_study", "findings",
-           "smallest_reaching", "dataset_config_for", "read_study", "write_study_figures"]
+__all__ = ["StudyConfig", "SCALES", "CELLS", "EXPECTED_DEPTH_NEEDED", "EV_MARGIN", "study_plan", "run_study",
+           "findings", "smallest_reaching", "dataset_config_for", "read_study", "write_study_figures"]
 
 #: The cells of the published comparison: name -> (cell kind, L5PC variant).
 CELLS: dict[str, tuple[str, str]] = {"nmda": ("l5pc", "nmda"), "ampa": ("l5pc", "ampa"), "iaf": ("iaf", "nmda")}
 
-#: What the published work found (spec 9.6): does the cell need a deep network?
-EXPECTED_DEPTH_NEEDED = {"nmda": True, "ampa": False, "ampa_sk": False, "iaf": False}
 
-#: Somatic explained-variance gain (percentage points) that counts as depth being needed for the voltage
-#: (with the gain also > 2 SDs); reported beside the spike finding, which alone decides the verdict.
-EV_MARGIN = 1.0
+def smallest_reaching(rows: list[dict], target_auc: float) -> dict | None:
+    """The finished row with the fewest parameters whose test AUC reaches ``target_auc`` (ties: the shallower,
+    then the higher-AUC network; :func:`neuroemu.results.selection.smallest_reaching`), as a dict."""
+    r = _smallest_reaching(rows, target_auc)
+    return r.to_dict() if r is not None else None
 
 #: Measured here (2-core development machine, NEURON 9, the default solver: fixed step 0.025 ms, Crank-Nicolson,
 #: rate tables, CoreNEURON; two simulation processes): wall seconds of simulation per simulated second of the
@@ -72,14 +84,15 @@ L5PC_SIM_S_PER_SIM_S = 3.3
 
 
 @dataclass
-class StudyConfig(Config):
+class StudyConfig(SweepSettings):
     """A complexity study at one scale. Build one with :meth:`for_scale` (``tiny``, ``small``, ``paper``).
 
     cells: which of ``nmda``, ``ampa``, ``iaf`` to include. l5pc_trials / l5pc_duration_ms, iaf_trials /
     iaf_duration_ms: dataset sizes. inputs_presets: input-generator preset per cell (default: the cell's
     published ranges, :func:`neuroemu.inputs.generator.default_preset_name`). depths, widths, iaf_widths,
-    receptive_fields, budget_steps, budget_minutes, preset, split_fractions, split, seed: the sweep of every cell
-    (:class:`neuroemu.study.sweep.SweepConfig`). target_auc: AUC the "smallest network" must reach.
+    receptive_fields, models, budget_steps, budget_minutes, preset, training, split_fractions, split, seed: the
+    sweep of every cell (the fields of :class:`neuroemu.study.sweep.SweepSettings`, here with the tiny scale's
+    defaults; ``iaf_widths`` replaces ``widths`` for the I&F). target_auc: AUC the "smallest network" must reach.
     auc_margin: the smallest AUC difference counted as a real gain from depth. min_test_spikes: fewer test
     spikes than this leave a cell uncompared (inconclusive). iaf_published_unit: also train, on the I&F, the
     published single-unit network (one linear unit with a T-ms filter; BatchNorm, which folds into the unit at
@@ -96,17 +109,14 @@ class StudyConfig(Config):
     iaf_duration_ms: int = 2000
     inputs_presets: dict[str, str] = field(default_factory=dict)
     release_probability: float | None = None
+    # the shared sweep settings, with the tiny scale's defaults
     depths: list[int] = field(default_factory=lambda: [1, 2, 3])
     widths: list[int] = field(default_factory=lambda: [4, 16])
-    iaf_widths: list[int] = field(default_factory=lambda: [1, 4, 16])
     receptive_fields: list[int] = field(default_factory=lambda: [40])
     budget_steps: int | None = 100
-    budget_minutes: float | None = None
-    preset: str = "modern"
-    training: dict[str, Any] = field(default_factory=dict)
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     split: str = "stratified"
-    seed: int = 0
+    iaf_widths: list[int] = field(default_factory=lambda: [1, 4, 16])
     target_auc: float = 0.9
     auc_margin: float = 0.005
     min_test_spikes: int = 20
@@ -135,7 +145,8 @@ class StudyConfig(Config):
             raise ConfigError(f"StudyConfig.target_auc must be in (0.5, 1], got {self.target_auc}")
         if self.auc_margin < 0:
             raise ConfigError(f"StudyConfig.auc_margin must be >= 0, got {self.auc_margin}")
-        self.sweep_config("iaf").validate()
+        super().validate()
+        self.sweep_config("iaf")
         return self
 
     @classmethod
@@ -147,10 +158,9 @@ class StudyConfig(Config):
         base.update(overrides)
         return cls(scale=scale, **base)
 
-    def sweep_config(self, cell: str):
-        """The :class:`~neuroemu.study.sweep.SweepConfig` used for ``cell``."""
-        from neuroemu.study.sweep import SweepConfig
-
+    def sweep_config(self, cell: str) -> SweepConfig:
+        """The :class:`~neuroemu.study.sweep.SweepConfig` used for ``cell``: the shared settings, the I&F's own
+        widths, and the single linear unit as an extra configuration where asked."""
         extra = []
         if (self.iaf_published_unit if cell == "iaf" else self.l5pc_linear_unit):
             # the published I&F network: one linear unit (on the L5PC: the simplest one-layer baseline).
@@ -159,11 +169,10 @@ class StudyConfig(Config):
             # 0.002); the published SD of 0.25 needs the published ~70k steps to be unlearnt.
             extra = [{"label": "linear", "depth": 1, "width": 1, "kernels": [int(t)], "activation": "linear"}
                      for t in sorted(set(self.receptive_fields))]
-        return SweepConfig(depths=list(self.depths), widths=list(self.iaf_widths if cell == "iaf" else self.widths),
-                           receptive_fields=list(self.receptive_fields), budget_steps=self.budget_steps,
-                           budget_minutes=self.budget_minutes, preset=self.preset, training=dict(self.training),
-                           seed=self.seed, split_fractions=list(self.split_fractions), split=self.split,
-                           extra=extra)
+        settings = self.settings()
+        if cell == "iaf":
+            settings["widths"] = list(self.iaf_widths)
+        return SweepConfig.from_dict({**settings, "extra": extra}, _where=f"StudyConfig (sweep of {cell})")
 
 
 #: The named scales (fields of :class:`StudyConfig`). Times are for the 2-core development machine.
@@ -199,8 +208,6 @@ SCALES: dict[str, dict[str, Any]] = {
 def study_plan(config: StudyConfig) -> dict[str, Any]:
     """What the study will do and a rough cost: datasets, configurations, simulated seconds, training steps,
     and estimated L5PC simulation core-hours (at :data:`L5PC_SIM_S_PER_SIM_S`)."""
-    from neuroemu.study.sweep import sweep_entries
-
     plan: dict[str, Any] = {"scale": config.scale, "description": config.description, "cells": {}}
     sim_core_h = 0.0
     steps = 0
@@ -223,21 +230,16 @@ def study_plan(config: StudyConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- datasets
 def dataset_config_for(config: StudyConfig, cell: str):
     """The :class:`~neuroemu.dataset.format.DatasetConfig` of ``cell`` in this study."""
-    from neuroemu.dataset.format import DatasetConfig
-    from neuroemu.inputs.generator import default_preset_name, preset
-
     kind, variant = CELLS[cell]
     preset_name = config.inputs_presets.get(cell) or default_preset_name(kind, variant)
-    cell_dict = {"kind": kind} if kind == "iaf" else {"kind": kind, "variant": variant}
+    cell_cfg = CellConfig(kind=kind) if kind == "iaf" else CellConfig(kind=kind, variant=variant)
     n, dur = (config.iaf_trials, config.iaf_duration_ms) if kind == "iaf" else \
         (config.l5pc_trials, config.l5pc_duration_ms)
-    return DatasetConfig(cell=cell_dict, generator=preset(preset_name), n_trials=int(n), duration_ms=int(dur),
+    return DatasetConfig(cell=cell_cfg, generator=preset(preset_name), n_trials=int(n), duration_ms=int(dur),
                          seed=int(config.seed), release_probability=config.release_probability)
 
 
 def _dataset_facts(path: Path, preset_name: str) -> dict[str, Any]:
-    from neuroemu.dataset.reader import NeuroDataset
-
     ds = NeuroDataset(path)
     counts = [int(len(ds.spike_times(i))) for i in ds.trial_indices]
     total_s = ds.n_trials * ds.duration_ms / 1000.0
@@ -252,9 +254,6 @@ def _dataset_facts(path: Path, preset_name: str) -> dict[str, Any]:
 
 def _build(config: StudyConfig, cell: str, out: Path, workers: int | None, client: Any, scheduler: str | None,
            say: Callable[[str], None]) -> dict[str, Any]:
-    from neuroemu.dataset.runner import build_dataset
-    from neuroemu.inputs.generator import default_preset_name
-
     dcfg = dataset_config_for(config, cell)
     kind, variant = CELLS[cell]
     preset_name = config.inputs_presets.get(cell) or default_preset_name(kind, variant)
@@ -280,202 +279,19 @@ def _build(config: StudyConfig, cell: str, out: Path, workers: int | None, clien
     return facts
 
 
-# ---------------------------------------------------------------------------------------------- findings
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _pick(rows: list[dict]) -> tuple[dict | None, str]:
-    """Best row by validation AUC (test AUC when no row has a validation AUC); and what it selected on."""
-    rows = [r for r in rows if r.get("status") == "done"]
-    if not rows:
-        return None, "none"
-    if any(_finite(r.get("val_spike_auc")) for r in rows):
-        cand = [r for r in rows if _finite(r.get("val_spike_auc"))]
-        return max(cand, key=lambda r: (r["val_spike_auc"], -(r.get("n_parameters") or 0))), "validation AUC"
-    cand = [r for r in rows if _finite(r.get("spike_auc"))]
-    if not cand:
-        return None, "none"
-    return max(cand, key=lambda r: (r["spike_auc"], -(r.get("n_parameters") or 0))), \
-        "test AUC (no validation trial had a spike)"
-
-
-def smallest_reaching(rows: list[dict], target_auc: float) -> dict | None:
-    """The finished row with the fewest parameters whose test AUC reaches ``target_auc`` (ties: the shallower,
-    then the higher-AUC network) -- the same rule as the star of the summary figure
-    (:func:`neuroemu.report.figures.smallest_reaching`). A description of the trained networks, as in the
-    published figure, not a model selection."""
-    ok = [r for r in rows if r.get("status") == "done" and _finite(r.get("spike_auc")) and r["spike_auc"] >= target_auc]
-    if not ok:
-        return None
-    return min(ok, key=lambda r: (r.get("n_parameters") or 0, r.get("depth") or 0, -r["spike_auc"]))
-
-
-def _brief(r: dict | None) -> dict | None:
-    if r is None:
-        return None
-    keys = ("name", "depth", "width", "receptive_field", "n_parameters", "spike_auc", "spike_auc_sd",
-            "soma_explained_variance", "soma_explained_variance_sd", "tp_at_fp_0.0025", "val_spike_auc",
-            "n_test_traces", "n_test_spikes")
-    return {k: r.get(k) for k in keys}
-
-
-def _sd(v: Any) -> float:
-    return float(v) if _finite(v) else 0.0
-
-
-def findings(rows: list[dict], target_auc: float, auc_margin: float = 0.005,
-             cells: list[str] | None = None, min_test_spikes: int = 20) -> dict[str, Any]:
-    """Per cell: best depth-1 network vs best network (validation selects, test reports), the gain from
-    depth with its combined SD, whether depth is needed, the smallest network reaching ``target_auc``, and
-    whether this matches the published result (for ``iaf`` also: does a single unit suffice?). The same
-    comparison on the somatic explained variance (``ev_gain_from_depth``, ``ev_gain_sd``,
-    ``depth_needed_for_voltage``: gain > :data:`EV_MARGIN` points and > 2 SDs) is reported beside it.
-
-    A cell is compared only when its test trials hold at least ``min_test_spikes`` spikes (fewer make the AUC
-    and its subset SD meaningless). ``reproduced`` is True when every cell of ``cells`` (default: the cells in
-    ``rows``) could be compared and matches the published result, False when a compared cell contradicts it, and
-    None (inconclusive) when some cell could not be compared (for example no spike in its test trials);
-    ``verdict`` says which in words.
-    """
-    out: dict[str, Any] = {"target_auc": target_auc, "auc_margin": auc_margin, "min_test_spikes": min_test_spikes,
-                           "cells": {}}
-    matches: dict[str, bool] = {}
-    cells = list(cells) if cells is not None else sorted({str(r.get("cell")) for r in rows})
-    for cell in cells:
-        cr = [r for r in rows if str(r.get("cell")) == cell]
-        d1, sel1 = _pick([r for r in cr if r.get("depth") == 1])
-        best, sel = _pick(cr)
-        f: dict[str, Any] = {"depth1": _brief(d1), "best": _brief(best), "selected_on": sel}
-        n_sp = min(int((r or {}).get("n_test_spikes") or 0) for r in (d1, best))
-        if d1 is not None and best is not None and n_sp < min_test_spikes:
-            f["too_few_test_spikes"] = n_sp
-        elif d1 is not None and best is not None and _finite(d1.get("spike_auc")) and _finite(best.get("spike_auc")):
-            gain = float(best["spike_auc"]) - float(d1["spike_auc"])
-            sd = math.hypot(_sd(best.get("spike_auc_sd")), _sd(d1.get("spike_auc_sd")))
-            needed = bool(gain > auc_margin and gain > 2 * sd)
-            f.update({"auc_gain_from_depth": gain, "auc_gain_sd": sd,
-                      "gain_in_sd": (gain / sd) if sd > 0 else None, "depth_needed": needed})
-            ev1, evb = d1.get("soma_explained_variance"), best.get("soma_explained_variance")
-            if _finite(ev1) and _finite(evb):
-                ev_gain = float(evb) - float(ev1)
-                ev_sd = math.hypot(_sd(best.get("soma_explained_variance_sd")), _sd(d1.get("soma_explained_variance_sd")))
-                # the somatic voltage, the published figure's second panel: same rule, margin in EV points
-                f.update({"ev_gain_from_depth": ev_gain, "ev_gain_sd": ev_sd,
-                          "depth_needed_for_voltage": bool(ev_gain > EV_MARGIN and ev_gain > 2 * ev_sd)})
-            expected = EXPECTED_DEPTH_NEEDED.get(cell)
-            if expected is not None:
-                f["published_depth_needed"] = expected
-                f["depth_matches_published"] = needed == expected
-                f["matches_published"] = needed == expected
-        if cell == "iaf":
-            unit = [r for r in cr if r.get("depth") == 1 and r.get("width") == 1]
-            u, _ = _pick(unit)
-            if u is not None and best is not None and _finite(u.get("spike_auc")) and _finite(best.get("spike_auc")):
-                f["single_unit"] = _brief(u)
-                f["single_unit_auc_gap"] = float(best["spike_auc"]) - float(u["spike_auc"])
-                f["single_unit_suffices"] = bool(f["single_unit_auc_gap"] <= max(
-                    auc_margin, 2 * math.hypot(_sd(u.get("spike_auc_sd")), _sd(best.get("spike_auc_sd")))))
-                if "matches_published" in f:
-                    f["matches_published"] = f["matches_published"] and f["single_unit_suffices"]
-        if "matches_published" in f:
-            matches[cell] = f["matches_published"]
-        f["smallest_reaching_target"] = _brief(smallest_reaching(cr, target_auc))
-        f["min_depth_reaching_target"] = _min_depth(cr, target_auc)
-        f["summary"] = _summary_line(cell, f, target_auc)
-        out["cells"][cell] = f
-    missing = [c for c in cells if c not in matches]
-    wrong = [c for c, ok in matches.items() if not ok]
-    if wrong:
-        out["reproduced"] = False
-        out["verdict"] = "not reproduced: " + "; ".join(out["cells"][c]["summary"] for c in wrong)
-    elif missing or not matches:
-        out["reproduced"] = None
-        out["verdict"] = (f"inconclusive: {', '.join(missing) or 'no cell'} could not be compared (no finished "
-                          f"networks with a test AUC on at least {min_test_spikes} test spikes)")
-    else:
-        out["reproduced"] = True
-        out["verdict"] = "reproduced: " + ", ".join(
-            f"{c} {'needs' if out['cells'][c]['depth_needed'] else 'does not need'} depth" for c in cells)
-    out["n_cells_compared"] = len(matches)
-    out["cells_not_compared"] = missing
-    return out
-
-
-def _min_depth(rows: list[dict], target_auc: float) -> int | None:
-    """The smallest depth whose validation-selected network reaches ``target_auc`` on the test trials."""
-    for d in sorted({r.get("depth") for r in rows if r.get("status") == "done"}):
-        r, _ = _pick([x for x in rows if x.get("depth") == d])
-        if r is not None and _finite(r.get("spike_auc")) and r["spike_auc"] >= target_auc:
-            return int(d)
-    return None
-
-
-def _fmt(v: Any, nd: int = 4) -> str:
-    return f"{v:.{nd}f}" if _finite(v) else "n/a"
-
-
-def _summary_line(cell: str, f: dict, target: float) -> str:
-    if "depth_needed" not in f:
-        b = f.get("best")
-        if "too_few_test_spikes" in f and _finite((b or {}).get("spike_auc")):
-            return (f"{cell}: only {f['too_few_test_spikes']} spikes in the test trials (best {b['name']} AUC "
-                    f"{_fmt(b['spike_auc'])}): too few to compare depths -- simulate more or longer trials")
-        if b is not None and not _finite(b.get("spike_auc")):
-            return (f"{cell}: no test AUC ({b.get('n_test_spikes')} spikes in its {b.get('n_test_traces')} test "
-                    "traces): depths cannot be compared -- simulate more or longer trials")
-        return f"{cell}: not enough finished networks to compare depths"
-    d1, b = f["depth1"], f["best"]
-    s = (f"{cell}: best {b['name']} test AUC {_fmt(b['spike_auc'])} +- {_fmt(b['spike_auc_sd'])} vs depth-1 "
-         f"{d1['name']} {_fmt(d1['spike_auc'])} +- {_fmt(d1['spike_auc_sd'])} (gain {_fmt(f['auc_gain_from_depth'])}"
-         f" +- {_fmt(f['auc_gain_sd'])}): depth {'needed' if f['depth_needed'] else 'not needed'}")
-    if "depth_matches_published" in f:
-        s += f" ({'as' if f['depth_matches_published'] else 'unlike'} published)"
-    if "ev_gain_from_depth" in f:
-        s += (f"; soma explained variance {_fmt(d1.get('soma_explained_variance'), 1)}% -> "
-              f"{_fmt(b.get('soma_explained_variance'), 1)}% (gain {_fmt(f['ev_gain_from_depth'], 1)} +- "
-              f"{_fmt(f['ev_gain_sd'], 1)} points: depth {'needed' if f['depth_needed_for_voltage'] else 'not needed'}"
-              " for the voltage)")
-    if "single_unit_suffices" in f:
-        s += (f"; best single unit {f['single_unit']['name']}: AUC {_fmt(f['single_unit']['spike_auc'])} +- "
-              f"{_fmt(f['single_unit']['spike_auc_sd'])} ("
-              + ("suffices, as published" if f["single_unit_suffices"] else "falls short, unlike published") + ")")
-    sm = f.get("smallest_reaching_target")
-    s += f"; smallest network with test AUC >= {target:g}: " + (
-        f"{sm['name']} ({sm['n_parameters']} params, AUC {_fmt(sm['spike_auc'])})" if sm else "none")
-    return s
-
-
 # ---------------------------------------------------------------------------------------------- the study
-def _atomic(path: Path, text: str) -> None:
-    from neuroemu.models.checkpoint import atomic_write_text
-
-    atomic_write_text(path, text)
-
-
 def _write(out_dir: Path, doc: dict[str, Any]) -> None:
-    from neuroemu.study.sweep import write_table
-
-    _atomic(out_dir / "study.json", json.dumps(doc, indent=1))
+    write_json(out_dir / "study.json", doc)
     write_table(doc.get("rows", []), out_dir / "study.csv")
 
 
 def read_study(study_dir: str | Path) -> dict[str, Any]:
     """Load ``STUDY/study.json``; raise :class:`ConfigError` naming the file if missing or unreadable."""
-    path = Path(study_dir) / "study.json"
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found (is {study_dir} a study directory?)")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable ({e})") from None
+    return read_json(Path(study_dir) / "study.json", ConfigError, "study directory")
 
 
 def write_study_figures(rows: list[dict], target_auc: float, fig_dir: Path) -> list[Path]:
     """``summary.png`` (study summary) and ``complexity_panels.png`` (spec 9.7) under ``fig_dir``."""
-    from neuroemu.report import figures as F
-    from neuroemu.report.sweep_report import done_rows, plot_rows
-
     done = done_rows(rows)
     if not done:
         return []
@@ -500,8 +316,6 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
     :class:`ConfigError` (use another ``out_dir``). ``train=False`` simulates what is missing but trains
     nothing: findings, figures and report of the configurations finished so far.
     """
-    from neuroemu.study.sweep import run_sweep
-
     cfg = config if config is not None else StudyConfig.for_scale(scale)
     cfg.validate()
     out = Path(out_dir)
@@ -513,8 +327,6 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
             diff = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
             raise ConfigError(f"{out} holds a study with a different config (fields {diff}); use another --out "
                               f"directory or the same scale and settings to resume it")
-    import neuroemu
-
     t_start = time.monotonic()
     doc: dict[str, Any] = {"format": "neuroemu-study", "format_version": 1, "status": "running",
                            "scale": cfg.scale, "config": cfg.to_dict(), "plan": study_plan(cfg), "datasets": {},
@@ -548,8 +360,6 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
         say("  " + f["summary"])
     say(f"published finding {doc['findings']['verdict']}")
     if report:
-        from neuroemu.report.study_report import report_study
-
         index = report_study(out)
         doc["report"] = str(index)
         _write(out, doc)

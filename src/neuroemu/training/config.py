@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from neuroemu.config import Config
+from neuroemu.config import Config, reject_nonfinite
 from neuroemu.errors import ConfigError
 
 __all__ = ["Stage", "TrainingConfig", "PUBLISHED_STEPS_PER_EPOCH"]
@@ -44,7 +44,11 @@ class TrainingConfig(Config):
     with a larger budget stretches the rest of its schedule. :meth:`frozen` fixes the schedule instead.
 
     Validation every ``val_every_steps`` on the first ``val_trials`` validation traces, whole, in one
-    pass (spike AUC on pooled 1-ms bins after the first 500 ms); ``best.pt`` keeps the best AUC.
+    pass (spike AUC on pooled 1-ms bins after the evaluation's burn-in,
+    :func:`neuroemu.evaluation.protocol.drop_first_ms_for`); ``best.pt`` keeps the best AUC. ``patience``:
+    stop early after that many validations without a better AUC (``None``: never; the best checkpoint is
+    what evaluation uses either way). ``input_dropout``: during training, drop each input spike with this
+    probability (a regulariser for small datasets; 0 = off, as published).
     Soma target: ``min(V, soma_clip_mv) + soma_offset_mv``. ``head_bias_from_data``: start the spike head's
     bias at the training data's log-odds of a spike per ms and the soma head's at the mean soma target,
     instead of the published constants (bias -2.0: p = 0.12 per ms against ~0.001 in the data; short runs
@@ -96,10 +100,18 @@ class TrainingConfig(Config):
     threads: int | None = None
     tensorboard: bool = True
     head_bias_from_data: bool = False
+    patience: int | None = None
+    input_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         self.stages = [s if isinstance(s, Stage) else Stage.from_dict(s) for s in self.stages]
         self.validate()
+
+    @classmethod
+    def preset_defaults(cls, data: dict) -> dict:
+        """A dict naming a ``preset`` starts from that preset's defaults (its other keys override them)."""
+        name = data.get("preset")
+        return cls.from_preset(name).to_dict() if name is not None else {}
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "TrainingConfig":
@@ -132,6 +144,19 @@ class TrainingConfig(Config):
                 raise ConfigError(f"TrainingConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 0:
             raise ConfigError(f"TrainingConfig.max_steps must be >= 0, got {self.max_steps}")
+        reject_nonfinite(self)
+        for name in ("lr", "eps"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"TrainingConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.weight_decay < 0 or self.l2_kernel < 0:
+            raise ConfigError(f"TrainingConfig.weight_decay and l2_kernel must be >= 0, got {self.weight_decay}, "
+                              f"{self.l2_kernel}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"TrainingConfig.grad_clip must be > 0 or null, got {self.grad_clip}")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ConfigError(f"TrainingConfig.input_dropout must be in [0, 1), got {self.input_dropout}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"TrainingConfig.patience must be >= 1 validations or null, got {self.patience}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError(f"TrainingConfig.max_minutes must be > 0, got {self.max_minutes}")
         if self.lr_schedule == "stages" and not self.stages:

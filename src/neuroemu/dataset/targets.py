@@ -1,13 +1,16 @@
-"""Training targets (spec 8.4): clipped/offset soma voltage, whitened PCA of dendritic voltages."""
+"""Emulator targets (reference 8.4): clipped/offset soma voltage, whitened PCA of dendritic voltages, and a
+per-trial cache of them. Training and evaluation read targets through this module only."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from neuroemu.dataset.source import TrialSource
 from neuroemu.errors import DatasetError
 
-__all__ = ["SOMA_CLIP_MV", "SOMA_OFFSET_MV", "soma_target", "soma_from_target", "DendriticPCA"]
+__all__ = ["SOMA_CLIP_MV", "SOMA_OFFSET_MV", "soma_target", "soma_from_target", "DendriticPCA", "TargetCache"]
 
 SOMA_CLIP_MV = -55.0
 SOMA_OFFSET_MV = 67.7
@@ -89,3 +92,43 @@ class DendriticPCA:
         """Inverse of :meth:`to_state`."""
         return cls(np.asarray(state["mean"], np.float32), np.asarray(state["components"], np.float32),
                    np.asarray(state["scale"], np.float32), float(state["clip_mv"]), float(state["clip_sd"]))
+
+
+class TargetCache:
+    """Per-trial targets (spike train, soma target, dendritic PCs), kept in a small LRU cache."""
+
+    def __init__(self, ds: TrialSource, soma_clip_mv: float, soma_offset_mv: float,
+                 pca: DendriticPCA | None = None, max_trials: int = 256) -> None:
+        self.ds = ds
+        self.soma_clip_mv = soma_clip_mv
+        self.soma_offset_mv = soma_offset_mv
+        self.pca = pca
+        self.max_trials = max_trials
+        self._cache: OrderedDict[int, tuple] = OrderedDict()
+
+    def soma(self, i: int) -> np.ndarray:
+        """The soma target of trial ``i`` alone (float32 (T,)), without computing dendritic PCs."""
+        i = int(i)
+        if i in self._cache:
+            return self._cache[i][1]
+        return soma_target(self.ds.soma_v(i), self.soma_clip_mv, self.soma_offset_mv)
+
+    def get(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(spikes uint8 (T,), soma target float32 (T,), dendritic PCs float32 (T, n) or None)."""
+        i = int(i)
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        spikes = np.asarray(self.ds.spike_train(i), dtype=np.uint8)
+        soma = soma_target(self.ds.soma_v(i), self.soma_clip_mv, self.soma_offset_mv)
+        dvt = None
+        if self.pca is not None:
+            d = getattr(self.ds.trial(i), "dend_v_1ms", None)
+            if d is None:
+                raise DatasetError(f"trial {i} has no dendritic voltages, but the model predicts dendritic PCs")
+            dvt = self.pca.transform(d)
+        item = (spikes, soma, dvt)
+        self._cache[i] = item
+        if len(self._cache) > self.max_trials:
+            self._cache.popitem(last=False)
+        return item

@@ -17,8 +17,14 @@ from typing import Sequence
 import numpy as np
 
 from neuroemu.dataset.reader import NeuroDataset
+from neuroemu.dataset.source import TrialSource
+from neuroemu.errors import ConfigError
 
-__all__ = ["stratified_split", "StratifiedDataset", "spike_counts"]
+__all__ = ["stratified_split", "StratifiedDataset", "spike_counts", "split_trials", "nested_subsets", "SPLIT_MODES"]
+
+#: How a sweep or learning curve splits a dataset's trials: ``random`` (:meth:`NeuroDataset.split`) or
+#: ``stratified`` (:func:`stratified_split`).
+SPLIT_MODES = ("random", "stratified")
 
 
 def stratified_split(indices: Sequence[int], counts: Sequence[int], fractions: Sequence[float] = (0.8, 0.1, 0.1),
@@ -63,3 +69,39 @@ class StratifiedDataset(NeuroDataset):
     def split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> list[list[int]]:
         """Spike-stratified split of the readable trials (see :func:`stratified_split`)."""
         return stratified_split(self.trial_indices, spike_counts(self), fractions, seed)
+
+
+def split_trials(ds: TrialSource, mode: str = "random", fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                 seed: int = 0) -> dict[str, list[int]]:
+    """The ``train`` / ``val`` / ``test`` trial lists of ``ds`` by ``mode`` (:data:`SPLIT_MODES`)."""
+    if mode not in SPLIT_MODES:
+        raise ConfigError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
+    if mode == "stratified" and isinstance(ds, NeuroDataset):
+        parts = stratified_split(ds.trial_indices, spike_counts(ds), fractions, seed)
+    elif mode == "stratified":
+        idx = [int(i) for i in getattr(ds, "trial_indices", range(ds.n_trials))]
+        parts = stratified_split(idx, [int(ds.spike_train(i).sum()) for i in idx], fractions, seed)
+    else:
+        parts = ds.split(tuple(fractions), seed)
+    parts = [[int(i) for i in p] for p in parts] + [[]] * (3 - len(parts))
+    return {"train": parts[0], "val": parts[1], "test": parts[2]}
+
+
+def nested_subsets(trials: Sequence[int], fractions: Sequence[float], seed: int = 0) -> dict[float, list[int]]:
+    """Nested subsets of ``trials``: one seeded order of the trials, and for each fraction f its first
+    ``round(f * n)`` trials, so the subset of a smaller fraction lies inside every larger one. Fractions must lie
+    in (0, 1] and each must keep at least one trial (:class:`ConfigError` naming the fraction otherwise)."""
+    trials = [int(t) for t in trials]
+    n = len(trials)
+    order = [trials[k] for k in np.random.default_rng([int(seed), 7]).permutation(n)]
+    out: dict[float, list[int]] = {}
+    for f in fractions:
+        f = float(f)
+        if not 0.0 < f <= 1.0:
+            raise ConfigError(f"fraction {f:g} is outside (0, 1]")
+        k = int(round(f * n))
+        if k < 1:
+            raise ConfigError(f"fraction {f:g} of {n} training trials leaves no training trial "
+                              f"(needs at least {1.0 / max(n, 1):.3g})")
+        out[f] = sorted(order[:k])
+    return out

@@ -1,4 +1,4 @@
-"""An in-memory dataset with the :class:`~neuroemu.training.data.TrialSource` interface, and a toy cell.
+"""An in-memory dataset with the :class:`~neuroemu.dataset.source.TrialSource` interface, and a toy cell.
 
 Used by the tests, the benchmarks and anyone who wants to train an emulator on responses held in
 memory (for example results of :func:`neuroemu.simulate`). :func:`make_toy_dataset` builds trials of a
