@@ -221,19 +221,9 @@ def test_synapse_config_helpers():
 
 
 # ---------------------------------------------------------------- the real morphology (spec 2.2-2.3)
-def _shared_data() -> Path | None:
-    here = Path(__file__).resolve()
-    for cand in (here.parents[2] / "shared" / "data", here.parents[1] / "shared" / "data"):
-        if (cand / "cell1.asc").is_file() and (cand / "L5PC_cell1_segments.csv").is_file():
-            return cand
-    return None
-
-
-def test_cell1_densities_match_published_table(h):
+def test_cell1_densities_match_published_table(h, shared_data, cell1_segments_csv):
     """All 639 Ih and 377 Ca_LVAst densities of cell1.asc equal the instantiated published values."""
-    data = _shared_data()
-    if data is None:
-        pytest.skip("shared/data/cell1.asc not available")
+    data = shared_data
     h.load_file("import3d.hoc")
     reader = h.Import3d_Neurolucida3()
     reader.quiet = 1

@@ -27,7 +27,7 @@ from neuroemu.cells import protocols as P  # noqa: E402
 from neuroemu.cells.config import CellConfig  # noqa: E402
 from neuroemu.errors import ConfigError, MorphologyError  # noqa: E402
 
-DATA = Path(os.environ.get("NEUROEMU_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from conftest import SHARED_DATA as DATA  # noqa: E402
 CELL1 = DATA / "cell1.asc"
 MORPHOLOGIES = {"default": None, "cell1": CELL1}
 

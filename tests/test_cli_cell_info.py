@@ -11,7 +11,7 @@ import pytest
 
 from neuroemu.cli import main
 
-SHARED = Path(os.environ.get("NEUROEMU_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from conftest import SHARED_DATA as SHARED  # noqa: E402
 
 
 def _run(capsys, *argv: str) -> str:

@@ -366,6 +366,30 @@ def test_import_neuronio(tmp_path):
         import_neuronio([tmp_path / "junk.p"], tmp_path / "x", progress=False)
 
 
+_STALLING_RUN = """
+import sys, time
+from neuroemu.dataset.format import DatasetConfig
+from neuroemu.dataset.runner import build_dataset
+from neuroemu.simulation.iaf import IAFSimulator
+
+class Stalling:  # simulates 3 trials, then hangs until killed
+    n_exc, n_inh = 80, 20
+    def __init__(self):
+        self.sim, self.calls = IAFSimulator(), 0
+    def segment_table(self):
+        return None
+    def run(self, *a, **k):
+        self.calls += 1
+        if self.calls > 3:
+            time.sleep(3600)
+        return self.sim.run(*a, **k)
+
+build_dataset(DatasetConfig(cell={"kind": "iaf"}, n_trials=12, duration_ms=3000, seed=11), sys.argv[1], workers=1,
+              progress=False, simulator_factory=lambda cell: Stalling())
+"""
+
+
+@pytest.mark.e2e
 def test_sigkill_mid_run_then_rerun_completes(tmp_path):
     import os
     import signal
@@ -374,17 +398,19 @@ def test_sigkill_mid_run_then_rerun_completes(tmp_path):
     import time
 
     out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _STALLING_RUN, str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(list((out / "shards").glob("*.h5"))) < 3:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the stalling run ended before it could be killed"
+    time.sleep(0.2)  # the 4th trial hangs for an hour: nothing else is written
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list((out / "shards").glob("*.h5"))) == 3
     args = [sys.executable, "-c", "import sys; from neuroemu.cli import main; sys.exit(main(sys.argv[1:]))",
             "simulate", "--cell", "iaf", "--trials", "12", "--duration-ms", "3000", "--seed", "11", "--workers", "1",
             "--no-progress", "--out", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None and len(list((out / "shards").glob("*.h5"))) < 2:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert len(list((out / "shards").glob("*.h5"))) < 12
     assert subprocess.run(args, capture_output=True).returncode == 0
     clean = tmp_path / "clean"
     build_dataset(DatasetConfig(cell={"kind": "iaf"}, n_trials=12, duration_ms=3000, seed=11), clean, workers=1,

@@ -12,16 +12,16 @@ from neuroemu.inputs.generator import (PRESETS, InputGeneratorConfig, RangeSetti
                                        expected_channel_rates_hz, gaussian_window, generate_channels,
                                        generate_iaf_inputs, generate_inputs, preset, smooth_same)
 
-CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "L5PC_cell1_segments.csv"
-CSV_CANDIDATES = [CSV, Path("/work/shared/data/L5PC_cell1_segments.csv")]
+from conftest import SHARED_DATA  # noqa: E402
+
+CSV = SHARED_DATA / "L5PC_cell1_segments.csv"
 
 
 def cell1_segments() -> tuple[np.ndarray, np.ndarray]:
     """Published cell1 segment lengths and types, or a synthetic table with the same adjusted totals."""
-    for path in CSV_CANDIDATES:
-        if path.is_file():
-            rows = list(csv.DictReader(path.open()))
-            return (np.array([float(r["seg_length_um"]) for r in rows]), np.array([r["type"] for r in rows]))
+    if CSV.is_file():
+        rows = list(csv.DictReader(CSV.open()))
+        return (np.array([float(r["seg_length_um"]) for r in rows]), np.array([r["type"] for r in rows]))
     rng = np.random.default_rng(0)
     lengths, types = [], []
     for tree, n, total in (("basal", 262, 5133.492), ("apical", 377, 7440.906)):

@@ -352,11 +352,11 @@ def test_every_event_is_transmitted(h):
 
 
 # ---------------------------------------------------------------- compile cache
-def test_second_load_is_fast_and_same_path():
+def test_second_load_reuses_the_build():
     first = load_mechanisms()
-    start = time.perf_counter()
+    stamp = (first / "build.json").stat().st_mtime_ns
     second = load_mechanisms()
-    assert time.perf_counter() - start < 0.05
+    assert (first / "build.json").stat().st_mtime_ns == stamp  # nothing compiled or rewritten again
     assert first == second and first.is_dir()
     assert (first / "build.json").is_file()
     assert Path(os.getcwd()) not in first.parents  # never built in the working directory

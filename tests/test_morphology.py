@@ -24,7 +24,7 @@ from neuroemu.cells.morphology import (  # noqa: E402
 from neuroemu.cells.segments import COLUMNS, SegmentTable, nexus_site, segment_table  # noqa: E402
 from neuroemu.errors import MorphologyError  # noqa: E402
 
-DATA = Path(os.environ.get("NEUROEMU_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from conftest import SHARED_DATA as DATA  # noqa: E402
 CELL1 = DATA / "cell1.asc"
 PUBLISHED_CSV = DATA / "L5PC_cell1_segments.csv"
 PUBLISHED_SUMMARY = DATA / "L5PC_cell1_summary.json"

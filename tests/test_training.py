@@ -177,23 +177,40 @@ def test_budget_by_minutes(toy, tmp_path):
     assert res.stop_reason == "max_minutes" and res.elapsed_s >= 0.12 and res.steps >= 1
 
 
-def test_run_directory_errors(toy, tmp_path):
+@pytest.fixture()
+def small_run(toy, tmp_path):
     train(toy, SMALL, cfg(max_steps=2), tmp_path / "r")
+    return tmp_path / "r"
+
+
+def test_a_run_directory_is_not_overwritten(toy, small_run):
     with pytest.raises(TrainingError, match="already holds a training run"):
-        train(toy, SMALL, cfg(max_steps=2), tmp_path / "r")
+        train(toy, SMALL, cfg(max_steps=2), small_run)
+
+
+def test_resume_needs_the_same_dataset(small_run):
     other = make_toy_dataset(n_trials=30, n_exc=12, n_inh=4, duration_ms=1000, seed=5, rate_per_ms=0.03)
     with pytest.raises(DatasetError, match="fingerprint"):
-        train(other, None, None, tmp_path / "r", resume=True)
+        train(other, None, None, small_run, resume=True)
+
+
+def test_resume_of_a_missing_or_empty_run_directory(toy, tmp_path):
     with pytest.raises(CheckpointError, match="run directory not found"):
         train(toy, None, None, tmp_path / "nowhere", resume=True)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="run.json is missing"):
         train(toy, None, None, tmp_path / "empty", resume=True)
-    (tmp_path / "r" / "checkpoints" / "last.pt").write_bytes(b"garbage")
+
+
+def test_resume_of_a_corrupt_checkpoint(toy, small_run):
+    (small_run / "checkpoints" / "last.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
-        train(toy, None, None, tmp_path / "r", resume=True)
+        train(toy, None, None, small_run, resume=True)
+
+
+def test_only_the_budget_changes_on_resume(toy, small_run):
     with pytest.raises(ConfigError, match="budget"):
-        train(toy, None, {"lr": 1.0}, tmp_path / "r", resume=True)
+        train(toy, None, {"lr": 1.0}, small_run, resume=True)
 
 
 def test_dendritic_pca_head(tmp_path):

@@ -104,9 +104,13 @@ class ModelConfig(Config):
 
     def build(self) -> "EmulatorModel":
         """A freshly initialised model of this architecture."""
-        from neuroemu.models.registry import model_class
+        if self.family not in _MODEL_CLASSES:
+            raise ConfigError(f"no model class is registered for the family {self.family!r}")
+        return _MODEL_CLASSES[self.family](self)
 
-        return model_class(self.family)(self)
+
+#: family name -> model class, filled as the family modules define their classes
+_MODEL_CLASSES: dict[str, type["EmulatorModel"]] = {}
 
 
 class EmulatorModel(nn.Module):
@@ -116,6 +120,11 @@ class EmulatorModel(nn.Module):
     family: ClassVar[str] = ""
     #: True: outputs depend on the whole past (state); False: on the last ``history_ms`` ms only.
     recurrent: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            _MODEL_CLASSES[cls.family] = cls
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

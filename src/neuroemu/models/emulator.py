@@ -220,6 +220,7 @@ class Emulator:
         emulator's cell (:class:`InputSpikesError` naming the problem)."""
         if not isinstance(inputs, InputSpikes):
             raise InputSpikesError(f"{source}: expected InputSpikes, got {type(inputs).__name__}")
+        inputs.validate(self.n_exc, None, source=source, n_inh=self.n_inh)  # channels, negative times
         if duration_ms is None:
             times = [int(ev[:, 1].max()) + 1 for ev in (inputs.exc, inputs.inh) if ev.shape[0]]
             duration_ms = max(times or [0])

@@ -179,11 +179,11 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
     tr = _train(data_dir, run_dir, train_minutes, int(ds.duration_ms), seed, threads, say)
     timings["train"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
-    say("[3/4] evaluating on the test trials (published protocol, section 9)")
+    say("[3/4] evaluating on the test trials (published protocol, docs/reference.md section 9)")
     from neuroemu.evaluation.protocol import EvaluationConfig, evaluate
 
     metrics = evaluate(run_dir, ds, split="test", out=run_dir / "eval_test.json",
-                       config=EvaluationConfig(drop_first_ms=min(500, int(ds.duration_ms) // 4)))
+                       config=EvaluationConfig.for_duration(int(ds.duration_ms)))
     timings["evaluate"] = round(time.monotonic() - t, 1)
     ev = metrics.get("soma_explained_variance")
     say(f"      spike AUC {_fmt(metrics.get('spike_auc'))} +- {_fmt(metrics.get('spike_auc_sd'))}, "
