@@ -7,7 +7,7 @@ Usage::
 
 The temporary dataset has the published input statistics on 639 + 639 channels (cell1 segment lengths from
 shared/data when present) and a flat soma trace: only the reader is measured. Windows are drawn as in the
-published training (spec 8.7): random trials, end times in [500, duration), window [t - 400, t).
+published training (reference 8.7): random trials, end times in [500, duration), window [t - 400, t).
 """
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def _expected_ca(d: float) -> float:
 
 
 def _rule_distance(sec, i: int) -> float:
-    """The spec rule: segment centre, except the last segment of a section uses its far end."""
+    """The published rule (reference 2.3): segment centre, except the last segment of a section uses its far end."""
     x = 1.0 if i == sec.nseg - 1 else (i + 0.5) / sec.nseg
     return START[sec.name()] + sec.L * x
 
@@ -220,7 +220,7 @@ def test_synapse_config_helpers():
     assert SynapseConfig.from_json(cfg.to_json()) == cfg and cfg.gmax_us("ampa") == pytest.approx(0.0002)
 
 
-# ---------------------------------------------------------------- the real morphology (spec 2.2-2.3)
+# ---------------------------------------------------------------- the real morphology (reference 2.2-2.3)
 def test_cell1_densities_match_published_table(h, shared_data, cell1_segments_csv):
     """All 639 Ih and 377 Ca_LVAst densities of cell1.asc equal the instantiated published values."""
     data = shared_data

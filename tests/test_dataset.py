@@ -306,7 +306,7 @@ def test_detect_spikes_rule():
 
 
 def _fake_neuronio(path: Path, seed: int, n_sims: int, n_seg: int = 5, t_ms: int = 2200):
-    """A tiny file in the published layout (spec 6): protocol-2 pickle, float16 traces, dict spike times."""
+    """A tiny file in the published layout (reference 6): protocol-2 pickle, float16 traces, dict spike times."""
     rng = np.random.default_rng(seed)
     sims, truth = [], []
     t_hi = np.arange(t_ms * 8, dtype=np.float32) / 8

@@ -1,4 +1,4 @@
-"""Integrate-and-fire neuron of spec section 7: exact subthreshold sum and reset rule."""
+"""Integrate-and-fire neuron of reference section 7: exact subthreshold sum and reset rule."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +16,7 @@ def _inputs(exc_events=(), inh_events=()):
 
 
 def _reference(drive, cfg=IAFConfig()):
-    """Literal reading of spec 7, one time step at a time."""
+    """Literal reading of reference 7, one time step at a time."""
     k = np.exp(-np.arange(141) / 20.0)
     n = len(drive)
     v = np.full(n, -75.0)

@@ -1,4 +1,4 @@
-"""Input generator (spec 5.1, 5.3, 5.4, 7): statistics, determinism, config handling."""
+"""Input generator (reference 5.1, 5.3, 5.4, 7): statistics, determinism, config handling."""
 from __future__ import annotations
 
 import csv
@@ -31,7 +31,7 @@ def cell1_segments() -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(lengths), np.array(types)
 
 
-def test_adjusted_lengths_match_spec_totals():
+def test_adjusted_lengths_match_reference_totals():
     lengths, types = cell1_segments()
     w = lengths + 10.0
     assert (types == "basal").sum() == 262 and (types == "apical").sum() == 377
@@ -39,7 +39,7 @@ def test_adjusted_lengths_match_spec_totals():
     assert w[types == "apical"].sum() == pytest.approx(11210.9, abs=0.5)
 
 
-def test_analytic_rates_match_spec_5_4():
+def test_analytic_rates_match_reference_5_4():
     lengths, types = cell1_segments()
     exc, inh = expected_channel_rates_hz(InputGeneratorConfig.nmda(), lengths + 10.0, types)
     b, a = types == "basal", types == "apical"
@@ -49,7 +49,7 @@ def test_analytic_rates_match_spec_5_4():
     assert inh[a].mean() == pytest.approx(8.3, abs=0.05)
 
 
-def test_sampled_rates_match_spec_5_4_and_scale_with_length():
+def test_sampled_rates_match_reference_5_4_and_scale_with_length():
     lengths, types = cell1_segments()
     cfg = InputGeneratorConfig.nmda()
     n, t_ms = 8, 6000
@@ -160,7 +160,7 @@ def test_range_mixture_chosen_per_trial():
                for s in range(10))
 
 
-def test_presets_match_spec_5_3():
+def test_presets_match_reference_5_3():
     assert PRESETS.keys() >= {"nmda", "ampa", "ampa_sk", "iaf"}
     n = preset("nmda").range_mixture[0]
     assert n.exc == {"basal": [0, 800], "apical": [0, 800]}

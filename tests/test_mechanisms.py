@@ -1,4 +1,4 @@
-"""Tests of the NMODL mechanisms (kinetics against the spec equations, synapses) and the compile cache."""
+"""Tests of the NMODL mechanisms (kinetics against the published equations, docs/reference.md section 3, synapses) and the compile cache."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,7 @@ from neuroemu.errors import MechanismError
 QT = 2.3 ** ((34 - 21) / 10)
 
 
-# ---------------------------------------------------------------- analytic kinetics (spec section 3)
+# ---------------------------------------------------------------- analytic kinetics (reference section 3)
 def _shift(v: float, *singular: float) -> float:
     for s in singular:
         if v == s:
@@ -39,7 +39,7 @@ def _na_m(v: float, half: float) -> tuple[float, float, float]:
 
 
 def analytic(name: str, v: float) -> dict[str, tuple[float, float]]:
-    """{gate: (x_inf, tau_ms)} from the spec's equations, written independently of the mods."""
+    """{gate: (x_inf, tau_ms)} from the published equations (docs/reference.md section 3), written independently of the mods."""
     if name in ("NaTa_t", "NaTs2_t"):
         hm, hh = (38, 66) if name == "NaTa_t" else (32, 60)
         u = _shift(v, -hm)
@@ -91,7 +91,7 @@ def analytic(name: str, v: float) -> dict[str, tuple[float, float]]:
 
 
 VOLTAGE_GATED = ("NaTa_t", "NaTs2_t", "Nap_Et2", "K_Tst", "K_Pst", "SKv3_1", "Im", "Ih", "Ca_HVA", "Ca_LVAst")
-# ordinary voltages plus every removable 0/0 point of the spec (the +1e-4 mV shift must be applied)
+# ordinary voltages plus every removable 0/0 point of the published equations (the +1e-4 mV shift must be applied)
 VOLTAGES = (-154.9, -120.0, -90.0, -76.0, -66.0, -64.4, -60.0, -55.5, -45.0, -38.0, -32.0, -27.0, -17.0,
             -5.0, 0.0, 20.0, 40.0)
 
@@ -99,7 +99,7 @@ VOLTAGES = (-154.9, -120.0, -90.0, -76.0, -66.0, -64.4, -60.0, -55.5, -45.0, -38
 @pytest.fixture(scope="module")
 def h():
     """NEURON with the mechanisms loaded and their lookup tables OFF: the exact checks below compare
-    the direct evaluation with the spec at 1e-9 (the tables are checked in ``test_tables_*``)."""
+    the direct evaluation with the published equations at 1e-9 (the tables are checked in ``test_tables_*``)."""
     load_mechanisms()
     from neuron import h as hoc
 
@@ -259,7 +259,7 @@ def test_gate_relaxes_with_analytic_tau(h, name, gate, v_step):
         h.delete_section(sec=sec)
 
 
-# ---------------------------------------------------------------- synapses (spec section 4)
+# ---------------------------------------------------------------- synapses (reference section 4)
 def _peak(tr, td):
     return tr * td / (td - tr) * math.log(td / tr)
 
@@ -309,7 +309,7 @@ def test_ampa_nmda_synapse_peaks_and_mg_block(h):
                                            -40.0, t_stop=60.0, dt=0.005)
         expected_block = 1 / (1 + math.exp(-0.08 * v[-1]) * 1.0 / 3.57)
         assert blk[-1] == pytest.approx(expected_block, rel=1e-6)
-        assert blk[-1] == pytest.approx(0.127, abs=0.002)  # spec: 0.127 at -40 mV
+        assert blk[-1] == pytest.approx(0.127, abs=0.002)  # reference 4: 0.127 at -40 mV
         ka = int(np.argmax(ga))
         assert ga[ka] == pytest.approx(0.0004, rel=0.01)
         assert t[ka] - 1.0 == pytest.approx(0.7675, abs=0.01)

@@ -124,7 +124,7 @@ def test_cell1_regions(cell1):
     _, cell, branch = cell1
     published = segment_table(cell, tuft_rule="published")
     tuft = published.indices(region="tuft")
-    np.testing.assert_array_equal(tuft, np.arange(366, 559))  # the spec's published split
+    np.testing.assert_array_equal(tuft, np.arange(366, 559))  # the published split, reference 2.2
     assert len(published.indices(region="basal")) == 262
     tuft_b = branch.indices(region="tuft")
     np.testing.assert_array_equal(tuft_b, np.arange(379, 559))  # daughters of the main bifurcation

@@ -16,7 +16,7 @@ from neuroemu.errors import ConfigError
 
 T = TypeVar("T", bound="Config")
 
-__all__ = ["Config", "ConfigError", "reject_nonfinite"]
+__all__ = ["Config", "ConfigError", "reject_nonfinite", "read_config_file"]
 
 _SCALARS = (bool, int, float, str)
 
@@ -67,6 +67,26 @@ def _from_plain(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected {'a number' if tp is float else 'an integer' if tp is int else tp.__name__}"
                           f", got {value!r}")
     return value
+
+
+def read_config_file(path: str | Path, what: str = "configuration") -> dict[str, Any]:
+    """The mapping in a ``.json``, ``.yaml`` or ``.yml`` file (an empty file is ``{}``). A missing file, a syntax
+    error or a file that is not a mapping raises :class:`ConfigError` starting with the file's path."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: not a readable {what} file ({e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of {what} fields, got {type(data).__name__}")
+    return data
 
 
 def reject_nonfinite(config: "Config") -> None:
@@ -144,18 +164,9 @@ class Config:
     def from_file(cls: type[T], path: str | Path) -> T:
         """Load a config from a ``.json``, ``.yaml`` or ``.yml`` file. Every problem (missing file, syntax,
         unknown field, bad value) raises :class:`ConfigError` as ``FILE: field ...``."""
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
+        data = read_config_file(path, cls.__name__)
         try:
-            text = path.read_text()
-            data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
-        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
-            raise ConfigError(f"{path}: not a readable {cls.__name__} file ({e})") from None
-        try:
-            return cls.from_dict(data or {})
+            return cls.from_dict(data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
 

@@ -1,6 +1,6 @@
 """Which cell to simulate: :class:`CellConfig` and the published variants.
 
-Variants (spec section 4.4):
+Variants (reference section 4.4):
 
 - ``nmda``: AMPA+NMDA excitation, SK_E2 x1 (the main cell of the published study);
 - ``ampa``: AMPA-only excitation, SK_E2 x1;

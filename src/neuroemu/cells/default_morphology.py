@@ -2,7 +2,7 @@
 
 :func:`default_l5pc_morphology` grows a deterministic (seeded) L5 pyramidal-cell-like tree with our
 own procedural rules, sized so that its summary statistics resemble the published reference cell
-(Hay et al. 2011 cell #1 as used by Beniaguev et al. 2021; spec section 2.2):
+(Hay et al. 2011 cell #1 as used by Beniaguev et al. 2021; reference section 2.2):
 
 * soma: 23.17 um long, 13.47 um diameter, along the y axis (apical direction +y), centred at 0;
 * a short axon (replaced by the standard 2 x 30 um stub on instantiation anyway);
@@ -40,7 +40,7 @@ import numpy as np
 
 from neuroemu.cells.morphology import Morphology, MorphSection
 
-# Targets (published summary of cell1, spec 2.2): only these statistics are used.
+# Targets (published summary of cell1, reference 2.2): only these statistics are used.
 SOMA_L_UM = 23.17
 SOMA_DIAM_UM = 13.47
 BASAL_TOTAL_UM = 5133.5

@@ -1,7 +1,7 @@
 """The assembled layer-5 pyramidal cell: morphology + Hay "5b" biophysics + 1278 synapses.
 
 ``L5PC(CellConfig())`` builds the built-in default cell; ``CellConfig(morphology="cell1.asc")``
-builds a reconstruction. Construction follows the published model (spec sections 2-4):
+builds a reconstruction. Construction follows the published model (reference sections 2-4):
 axon replaced by a 60-um stub, ``nseg = 1 + 2*int(L/40)``, one excitatory and one inhibitory
 synapse at the centre of every basal and apical segment, in channel order (basal sections in
 order, then apical, each by x).

@@ -8,7 +8,7 @@
   point and pt3d points). Import3d is used because the published segment table of the reference
   model was built with it (section order ``dend[i]``, ``apic[i]``; soma L 23.17 um, diam 13.47 um).
 * :func:`instantiate` creates NEURON sections from a :class:`Morphology` with the published rules
-  (spec 2.1): the reconstructed axon is replaced by ``axon[0]``, ``axon[1]`` (L 30 um, diam 1 um,
+  (reference 2.1): the reconstructed axon is replaced by ``axon[0]``, ``axon[1]`` (L 30 um, diam 1 um,
   nseg 1, ``axon[0](0)`` at ``soma(0.5)``), ``nseg = 1 + 2*int(L/40)`` for every section, and a
   section with zero diameter gets 1 um with a warning. No mechanisms are inserted here.
 """
@@ -58,7 +58,7 @@ _TYPE_OF_ARRAY = {v: k for k, v in ARRAY_NAMES.items()}
 
 #: Published discretisation rule (Hay template ``geom_nseg``): at most ~40 um per segment.
 NSEG_LENGTH_UM = 40.0
-#: Replacement axon (spec 2.1): two sections of this length / diameter, nseg 1.
+#: Replacement axon (reference 2.1): two sections of this length / diameter, nseg 1.
 AXON_STUB_L_UM = 30.0
 AXON_STUB_DIAM_UM = 1.0
 

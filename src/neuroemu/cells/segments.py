@@ -3,7 +3,7 @@
 Row ``k`` is segment ``k``: basal segments first (sections ``dend[0], dend[1], ...``, each by
 increasing x), then apical ones (``apic[0], ...``). Segment ``k`` receives excitatory dense input
 column ``k`` (``channel_exc``) and inhibitory dense column ``n_segments + k`` (``channel_inh``, the
-spec's numbering); in :class:`~neuroemu.inputs.spikes.InputSpikes` both its excitatory and its
+published numbering, reference 2.2); in :class:`~neuroemu.inputs.spikes.InputSpikes` both its excitatory and its
 inhibitory events use channel ``k`` (``segment_index``).
 
 Regions: ``basal`` for basal segments; on the apical tree (the nexus is found by :func:`nexus_site`):
@@ -30,7 +30,7 @@ from typing import Any, Iterator, TextIO
 
 import numpy as np
 
-#: Published nexus distance on cell1: apic[50](0.9), 678.4 um from soma(0.5) (spec 2.2).
+#: Published nexus distance on cell1: apic[50](0.9), 678.4 um from soma(0.5) (reference 2.2).
 NEXUS_DISTANCE_UM = 678.4
 REGIONS = ("basal", "oblique", "trunk", "tuft")
 TUFT_RULES = ("branch", "published")

@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="per-event release probability (seeded by --seed); default: every event transmitted")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--t0-quirk", action="store_true",
-                   help="reproduce the published silent-synapse effect of an event at t = 0 (spec 4.2)")
+                   help="reproduce the published silent-synapse effect of an event at t = 0 (reference 4.2)")
     p.add_argument("--record", choices=["soma", "dendrites"], default="soma",
                    help="'dendrites' also records every segment's voltage at 1 ms (float16)")
     p.add_argument("--scale", action="append", metavar="NAME=FACTOR",

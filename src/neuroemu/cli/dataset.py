@@ -11,20 +11,10 @@ from neuroemu.errors import ConfigError, DatasetError
 
 
 def _load_overrides(path: str) -> dict[str, Any]:
-    import yaml
+    from neuroemu.config import read_config_file
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"--config {p}: file not found")
-    try:
-        text = p.read_text()
-        data = yaml.safe_load(text) if p.suffix.lower() in (".yaml", ".yml") else json.loads(text)
-    except (OSError, ValueError, yaml.YAMLError) as e:
-        raise ConfigError(f"--config {p}: cannot parse ({e})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {p}: expected a mapping of input-generator fields")
+    data = read_config_file(p, "input-generator")
     sub = data.get("generator", data)
     if not isinstance(sub, dict):
         raise ConfigError(f"--config {p}: 'generator' must be a mapping of input-generator fields")
@@ -41,7 +31,7 @@ def generator_config(cell_kind: str, variant: str, preset_name: str | None, conf
     try:
         return InputGeneratorConfig.from_dict(base).validate()
     except ValueError as e:
-        raise ConfigError(f"--config {config_file}: {e}" if config_file else str(e)) from None
+        raise ConfigError(f"{config_file}: {e}" if config_file else str(e)) from None
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -17,22 +17,40 @@ __all__ = ["register"]
 def register(subparsers) -> None:
     """Add the ``train``, ``evaluate`` and ``predict`` subcommands."""
     p = subparsers.add_parser(
-        "train", help="train an emulator (TCN) on a dataset",
-        description="Train a TCN emulator on a dataset made by 'neuroemu simulate' (split by trial, recorded in "
-                    "RUN/run.json). CPU with all cores by default, CUDA (mixed precision) when present. "
-                    "Checkpoints every few minutes; Ctrl-C stops cleanly; --resume RUN continues exactly.")
+        "train", help="train an emulator (any model family) on a dataset",
+        description="Train an emulator on a dataset made by 'neuroemu simulate' (split by trial, recorded in "
+                    "RUN/run.json): a TCN (default), an ELM or Branch-ELM neuron, or an LSTM. CPU with all cores by "
+                    "default, CUDA (mixed precision) when present. Checkpoints every few minutes; validation keeps "
+                    "the best model and can stop early (--patience); Ctrl-C stops cleanly; --resume RUN continues "
+                    "exactly.")
     p.add_argument("--data", metavar="DIR", help="dataset directory")
     p.add_argument("--out", metavar="RUN", help="run directory to create")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
-    p.add_argument("--model", choices=["tcn"], default="tcn", help="model family (default: tcn)")
-    p.add_argument("--depth", type=int, default=3, help="number of layers (default 3; published best: 7)")
-    p.add_argument("--width", type=int, default=64, help="units per layer (default 64; published best: 128)")
-    p.add_argument("--kernels", type=int_list, metavar="K1,K2,...",
+    p.add_argument("--model", default="tcn", metavar="FAMILY",
+                   help="model family: tcn (default), elm, branch-elm, lstm; or a model spec FAMILY:SIZE such as "
+                        "tcn:7x128, branch-elm:15, lstm:50")
+    g = p.add_argument_group("TCN options (--model tcn)")
+    g.add_argument("--depth", type=int, help="number of layers (default 3; published best: 7)")
+    g.add_argument("--width", type=int, help="units per layer (default 64; published best: 128)")
+    g.add_argument("--kernels", type=int_list, metavar="K1,K2,...",
                    help="kernel length per layer in ms (default: 43 for depth 1, else 39 then 20s)")
+    g.add_argument("--first-layer", choices=["auto", "sparse", "dense", "factorized"], default=None,
+                   help="first layer computed event-driven (sparse) or dense (default auto: sparse on CPU); "
+                        "'factorized': a morphology-aware first layer built from a few shared temporal profiles "
+                        "per dendritic region (see docs/models.md)")
+    g.add_argument("--profiles", type=int, metavar="P", help="temporal profiles per channel group of the factorized "
+                                                             "first layer (default 4)")
+    g = p.add_argument_group("ELM options (--model elm or branch-elm)")
+    g.add_argument("--memory-units", type=int, metavar="M", help="memory units d_m (default: elm 20, branch-elm 15)")
+    g.add_argument("--branches", type=int, metavar="B", help="branch-elm: dendritic branches (default 45)")
+    g.add_argument("--branch-size", type=int, metavar="S", help="branch-elm: synapses per branch (default 100)")
+    g = p.add_argument_group("LSTM options (--model lstm)")
+    g.add_argument("--hidden", type=int, metavar="H", help="hidden units (default 50)")
     p.add_argument("--dvt-components", type=int, default=0, metavar="N",
-                   help="also predict N whitened PCs of the dendritic voltages (needs them in the dataset)")
-    p.add_argument("--first-layer", choices=["auto", "sparse", "dense"], default="auto",
-                   help="event-driven (sparse) or dense first layer (default auto: sparse on CPU)")
+                   help="also predict N whitened PCs of the dendritic voltages as an auxiliary target (any family; "
+                        "needs a dataset made with --record dendrites)")
+    p.add_argument("--dvt-weight", type=float, metavar="W", help="loss weight of the dendritic target "
+                                                                 "(default: the preset's, 1e-3 in modern)")
     p.add_argument("--preset", choices=["modern", "published"], default="modern",
                    help="training preset: modern (AdamW, warm-up, cosine; default) or published (5-stage Nadam)")
     p.add_argument("--config", metavar="FILE", help="TrainingConfig as YAML/JSON (overrides --preset)")
@@ -45,6 +63,11 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (modern preset)")
     p.add_argument("--seed", type=int, help="seed of the split, initialisation and sampling (default 0)")
     p.add_argument("--val-every", type=int, metavar="N", help="validate every N steps (default 500)")
+    p.add_argument("--patience", type=int, metavar="K",
+                   help="stop after K validations without a better validation AUC (default: never)")
+    p.add_argument("--weight-decay", type=float, metavar="W", help="AdamW weight decay (modern default 0.01)")
+    p.add_argument("--input-dropout", type=float, metavar="P",
+                   help="drop each input spike with probability P during training (default 0)")
     p.add_argument("--checkpoint-minutes", type=float, metavar="M", help="checkpoint every M minutes (default 5)")
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -53,7 +76,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "evaluate", help="score an emulator by the published protocol",
-        description="Published evaluation (spec 9): overlapping 400-ms windows, first 500 ms dropped, traces "
+        description="Published evaluation (reference 9): overlapping 400-ms windows, first 500 ms dropped, traces "
                     "with 0-24 spikes, pooled 1-ms ROC AUC, TP at 0.1%%/0.25%% FP, soma RMSE/MAE/explained "
                     "variance after global calibration, SDs from 12 random 67%% subsets.")
     p.add_argument("--run", required=True, metavar="RUN", help="run directory")
@@ -91,6 +114,45 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_predict)
 
 
+#: The options of each model family (argparse dest -> config field).
+FAMILY_OPTIONS = {"tcn": {"depth": "depth", "width": "width", "kernels": "kernels", "profiles": "profiles"},
+                  "elm": {"memory_units": "memory_units"},
+                  "branch-elm": {"memory_units": "memory_units", "branches": "branches", "branch_size": "branch_size"},
+                  "lstm": {"hidden": "hidden"}}
+
+
+def model_config(args):
+    """The architecture of ``train``: the family (or model spec) of ``--model`` with its own options. An option
+    of another family is an error naming it."""
+    from neuroemu.models.registry import config_class, family_names, parse_model_spec
+
+    family = args.model.partition(":")[0]
+    if family not in family_names():
+        raise ConfigError(f"--model {args.model}: unknown model family {family!r}; choose one of {family_names()}")
+    own = FAMILY_OPTIONS.get(family, {})
+    for dest in sorted({d for opts in FAMILY_OPTIONS.values() for d in opts}):
+        if getattr(args, dest, None) is not None and dest not in own:
+            owners = [f for f, opts in FAMILY_OPTIONS.items() if dest in opts]
+            raise ConfigError(f"--{dest.replace('_', '-')} belongs to the {' / '.join(owners)} model family, "
+                              f"not to --model {family}")
+    if args.first_layer is not None and family != "tcn":
+        raise ConfigError(f"--first-layer belongs to the tcn model family, not to --model {family}")
+    if args.profiles is not None and args.first_layer != "factorized":
+        raise ConfigError("--profiles applies to the factorized first layer: add --first-layer factorized")
+    cfg = parse_model_spec(args.model, "--model") if ":" in args.model else config_class(family)()
+    if family == "tcn" and ":" not in args.model:
+        cfg = cfg.replace(depth=3, width=64, kernels=None)
+    fields = {field: getattr(args, dest) for dest, field in own.items() if getattr(args, dest) is not None}
+    if family == "tcn":
+        if "depth" in fields and "kernels" not in fields:
+            fields["kernels"] = None  # the default kernels of the new depth
+        if args.first_layer == "factorized":
+            fields["first_layer_type"] = "factorized"
+        elif args.first_layer is not None:
+            fields["first_layer"] = args.first_layer
+    return cfg.replace(n_dendritic_components=args.dvt_components, **fields)
+
+
 def _training_config(args):
     from neuroemu.training.config import TrainingConfig
 
@@ -99,17 +161,23 @@ def _training_config(args):
     for arg, field in (("inputs", "inputs"), ("max_steps", "max_steps"), ("max_minutes", "max_minutes"),
                        ("batch_size", "batch_size"), ("window_ms", "window_ms"), ("lr", "lr"), ("seed", "seed"),
                        ("val_every", "val_every_steps"), ("checkpoint_minutes", "checkpoint_every_minutes"),
-                       ("device", "device"), ("threads", "threads")):
+                       ("device", "device"), ("threads", "threads"), ("patience", "patience"),
+                       ("weight_decay", "weight_decay"), ("input_dropout", "input_dropout")):
         v = getattr(args, arg)
         if v is not None:
             changes[field] = v
-    return cfg.replace(**changes) if changes else cfg
+    if args.dvt_weight is not None:
+        changes["loss_weights"] = [cfg.loss_weights[0], cfg.loss_weights[1], float(args.dvt_weight)]
+    where = f"{args.config}: " if args.config else ""
+    try:
+        return cfg.replace(**changes) if changes else cfg
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e} (from the command-line options)") from None
 
 
 def _cmd_train(args) -> int:
-    from neuroemu.models.tcn import TCNConfig
-    from neuroemu.training.loop import train
     from neuroemu.dataset.reader import open_dataset
+    from neuroemu.training.loop import fit_model_config, train
 
     progress = not args.no_progress
     if args.resume:
@@ -121,11 +189,11 @@ def _cmd_train(args) -> int:
     else:
         if not args.data or not args.out:
             raise ConfigError("train needs --data DIR and --out RUN (or --resume RUN)")
-        ds = open_dataset(args.data)
-        mcfg = TCNConfig(n_inputs=ds.n_channels, depth=args.depth, width=args.width, kernels=args.kernels,
-                         n_dendritic_components=args.dvt_components, first_layer=args.first_layer)
+        mcfg = model_config(args)
         tcfg = _training_config(args)
-        print(f"{mcfg.name}: {mcfg.n_parameters:,} parameters, receptive field {mcfg.receptive_field} ms; "
+        ds = open_dataset(args.data)
+        mcfg = fit_model_config(mcfg.replace(n_inputs=int(ds.n_channels)), ds)
+        print(f"{mcfg.name}: {mcfg.n_parameters:,} parameters, {mcfg.flops_per_ms / 1e3:,.1f} kFLOP per ms; "
               f"{ds.n_trials} trials x {ds.duration_ms} ms, {ds.n_channels} channels; preset {tcfg.preset}",
               file=sys.stderr)
         res = train(ds, mcfg, tcfg, args.out, progress=progress)

@@ -51,25 +51,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_study(args: argparse.Namespace) -> int:
     from neuroemu.study.study import StudyConfig, run_study, study_plan
 
-    overrides = {}
-    if args.config:
-        import yaml
+    from neuroemu.config import read_config_file
 
-        p = Path(args.config)
-        if not p.is_file():
-            raise ConfigError(f"--config {p}: file not found")
-        overrides = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(overrides, dict):
-            raise ConfigError(f"--config {p}: expected a mapping of StudyConfig fields")
-        overrides.pop("scale", None)
-    if args.target_auc is not None:
-        overrides["target_auc"] = args.target_auc
-    if args.budget is not None:
-        overrides["budget_steps"] = args.budget
+    overrides = read_config_file(args.config, "StudyConfig") if args.config else {}
+    overrides.pop("scale", None)
     try:
-        cfg = StudyConfig.for_scale(args.scale, **overrides)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"study configuration: {e}") from None
+        from_file = StudyConfig.for_scale(args.scale, **overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}" if args.config else str(e)) from None
+    flags = {k: v for k, v in (("target_auc", args.target_auc), ("budget_steps", args.budget)) if v is not None}
+    cfg = from_file.replace(**flags) if flags else from_file
     if args.dry_run:
         print(json.dumps({"config": cfg.to_dict(), "plan": study_plan(cfg)}, indent=2))
         return 0

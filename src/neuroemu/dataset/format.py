@@ -78,7 +78,7 @@ class DatasetConfig(Config):
     generator: input generator settings; ``None`` picks the cell's default preset (imported datasets keep None).
     n_trials, duration_ms: number and length of trials. seed: dataset seed; trial i uses
     ``SeedSequence([seed, i])``. release_probability: ``None`` = every event transmitted (the published
-    model as built, spec 4.1), else a Bernoulli transmission probability. record_dendrites: store all
+    model as built, reference 4.1), else a Bernoulli transmission probability. record_dendrites: store all
     segment voltages (float16). source: provenance of imported datasets (``None`` for simulated ones).
     solver: NEURON solver settings (:class:`~neuroemu.simulation.solver.SolverConfig`; filled with the
     defaults for simulated L5PC datasets so the dataset records how it was integrated).

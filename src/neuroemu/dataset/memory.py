@@ -107,7 +107,7 @@ class InMemoryDataset:
 
 def _toy_cell(drive: np.ndarray, kernel: np.ndarray, threshold: float) -> tuple[np.ndarray, list[int]]:
     """Threshold-and-reset on a filtered drive: at a crossing, the drive is pulled back to 0 with the
-    filter's memory (as the I&F neuron of spec 7)."""
+    filter's memory (as the I&F neuron of reference 7)."""
     d = drive.copy()
     spikes: list[int] = []
     t, n, L = 0, d.shape[0], kernel.shape[0]

@@ -1,4 +1,4 @@
-"""Import of the published NeuronIO pickle files (reference spec section 6) into the neuroemu format.
+"""Import of the published NeuronIO pickle files (reference reference section 6) into the neuroemu format.
 
 Each published file is a protocol-2 pickle written by Python 2 (loaded here with ``encoding='latin1'``)::
 
@@ -10,9 +10,9 @@ Each published file is a protocol-2 pickle written by Python 2 (loaded here with
           'exInputSpikeTimes': {segment: [ms, ...]}, 'inhInputSpikeTimes': {segment: [ms, ...]},
           'outputSpikeTimes': float16}, ...]}}
 
-The stored output spike times are float16 (up to 4 ms off late in a trial, spec 6.1), so spikes are
+The stored output spike times are float16 (up to 4 ms off late in a trial, reference 6.1), so spikes are
 re-detected from ``somaVoltageHighRes`` on the float32 ``recordingTimeHighRes`` grid with the published rule
-(spec 2.4; runs of equal float16 samples at a peak count as one sample). Files without a high-resolution trace
+(reference 2.4; runs of equal float16 samples at a peak count as one sample). Files without a high-resolution trace
 keep ``outputSpikeTimes`` (as float64); the shard attribute ``spike_times_source`` says which was used.
 Soma and nexus voltages come from the 1-ms traces (float16 values stored as float32).
 """
@@ -211,7 +211,7 @@ def import_neuronio(paths: Sequence[str | Path], out_dir: str | Path, *, variant
         shutil.rmtree(out_dir / SHARDS_DIR, ignore_errors=True)
         (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
     source = {"kind": "neuronio", "files": [{"name": p.name, "sha256": file_sha256(p)} for p in paths],
-              "spike_times": "re-detected from somaVoltageHighRes (spec 2.4 rule) where present"}
+              "spike_times": "re-detected from somaVoltageHighRes (reference 2.4 rule) where present"}
     writer = None
     bar = None
     if progress:

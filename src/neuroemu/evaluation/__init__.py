@@ -1,4 +1,4 @@
-"""The published evaluation protocol (spec section 9) and its metrics."""
+"""The published evaluation protocol (reference section 9) and its metrics."""
 from neuroemu.evaluation.metrics import (auc_at_fp, calibrate_global, d_prime, roc_auc, soma_metrics, spike_metrics,
                                         tp_at_fp)
 from neuroemu.evaluation.protocol import EvaluationConfig, evaluate, evaluate_predictions, overlap_ms

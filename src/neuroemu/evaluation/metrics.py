@@ -1,4 +1,4 @@
-"""Metrics of the published evaluation (spec 9.2, 9.4), computed on pooled 1-ms bins.
+"""Metrics of the published evaluation (reference 9.2, 9.4), computed on pooled 1-ms bins.
 
 Spike prediction: ROC AUC (``sklearn.metrics.roc_curve`` with its defaults + ``auc``), d' = sqrt(2) *
 Phi^-1(AUC), and the TP rate at the ROC point whose FP rate is nearest x. As in the published code, that
@@ -90,7 +90,7 @@ def auc_at_fp(y_true, score, max_fp: float = 0.01, n_points: int = 20000, roc: t
 
 
 def calibrate_global(pred, true) -> np.ndarray:
-    """z-score ``pred`` over all bins and rescale to ``true``'s global mean and SD (spec 9.2)."""
+    """z-score ``pred`` over all bins and rescale to ``true``'s global mean and SD (reference 9.2)."""
     p = np.asarray(pred, dtype=np.float64)
     t = np.asarray(true, dtype=np.float64)
     sd = p.std()
@@ -137,7 +137,7 @@ def spike_metrics(y_true, score, fp_rates: Sequence[float] = PUBLISHED_FP_RATES)
 def subset_variability(spikes: list[np.ndarray], scores: list[np.ndarray], soma_true: list[np.ndarray],
                        soma_pred: list[np.ndarray], n_subsets: int = 12, fraction: float = 0.67,
                        seed: int = 0) -> dict[str, float]:
-    """Mean and SD over ``n_subsets`` random subsets holding ``fraction`` of the traces (spec 9.4) of
+    """Mean and SD over ``n_subsets`` random subsets holding ``fraction`` of the traces (reference 9.4) of
     the spike AUC and the soma explained variance (each subset calibrated on its own)."""
     n = len(spikes)
     k = int(fraction * n)

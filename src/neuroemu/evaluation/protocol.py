@@ -1,4 +1,4 @@
-"""The published evaluation protocol (spec section 9), on full test traces.
+"""The published evaluation protocol (reference section 9), on full test traces.
 
 1. Full-trace prediction (9.1): 400-ms windows overlapping by ``O = min(max(T+1, min(150, 400-50)), 250)``;
    from every window after the first only outputs at positions >= O are kept, so every scored ms has at
@@ -76,7 +76,7 @@ class EvaluationConfig(Config):
 
 
 def overlap_ms(receptive_field: int, window_ms: int = 400) -> int:
-    """Window overlap O of spec 9.1: ``min(max(T + 1, min(150, window - 50)), 250)``."""
+    """Window overlap O of reference 9.1: ``min(max(T + 1, min(150, window - 50)), 250)``."""
     o = min(max(receptive_field + 1, min(150, window_ms - 50)), 250)
     if o >= window_ms:
         raise ConfigError(f"window of {window_ms} ms is too short for a receptive field of {receptive_field} ms "

@@ -1,4 +1,4 @@
-"""The published doubly-stochastic input generator (reference spec section 5.1) and its IAF variant (section 7).
+"""The published doubly-stochastic input generator (reference reference section 5.1) and its IAF variant (section 7).
 
 Per trial, for each "tree" (basal and apical on the L5PC; a single group ``"all"`` on the
 integrate-and-fire neuron):
@@ -20,7 +20,7 @@ Excitatory and inhibitory channels are sampled independently but share the tree-
 uses a :class:`numpy.random.Generator`, so a trial is reproducible from its seed (not bit-compatible with the
 original script's legacy ``np.random`` stream, which cannot be matched draw for draw anyway).
 
-Range settings can be a mixture (spec 5.5): ``range_mixture`` lists several settings and one is chosen per
+Range settings can be a mixture (reference 5.5): ``range_mixture`` lists several settings and one is chosen per
 trial, with probability proportional to its ``weight``, from the trial's own random stream.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from neuroemu.inputs.spikes import InputSpikes
 
 L5PC_INTERVAL_OPTIONS_MS = [25, 30, 35, 40, 45, 55, 60, 65, 70, 75, 80, 85, 90, 100, 150, 200, 300, 450]
 L5PC_SIGMA_OPTIONS_MS = [25, 30, 35, 40, 50, 60, 80, 100, 150, 200, 300, 400, 500, 600]
-# spec 7 writes "{25, ..., 100}": taken as the L5PC list cut at 100 ms (same scheme, same elisions)
+# reference 7 writes "{25, ..., 100}": taken as the L5PC list cut at 100 ms (same scheme, same elisions)
 IAF_INTERVAL_OPTIONS_MS = [x for x in L5PC_INTERVAL_OPTIONS_MS if x <= 100]
 IAF_SIGMA_OPTIONS_MS = [40, 60, 80, 100]
 
@@ -105,22 +105,22 @@ class InputGeneratorConfig(Config):
     # ---- presets -------------------------------------------------------------------------------------------
     @classmethod
     def nmda(cls) -> "InputGeneratorConfig":
-        """The released script's defaults (spec 5.3 "NMDA"): exc [0, 800], inh - exc [-600, 200] on both trees."""
+        """The released script's defaults (reference 5.3 "NMDA"): exc [0, 800], inh - exc [-600, 200] on both trees."""
         return cls(range_mixture=[_l5pc_setting("nmda_script_default", (0, 800), (-600, 200), (0, 800), (-600, 200))])
 
     @classmethod
     def ampa(cls) -> "InputGeneratorConfig":
-        """The AMPA dataset's ranges (spec 5.3)."""
+        """The AMPA dataset's ranges (reference 5.3)."""
         return cls(range_mixture=[_l5pc_setting("ampa", (0, 1900), (-1650, 150), (0, 2000), (-1650, 150))])
 
     @classmethod
     def ampa_sk(cls) -> "InputGeneratorConfig":
-        """The AMPA_SK (gSK_E2 x 0.1) dataset's ranges (spec 5.3)."""
+        """The AMPA_SK (gSK_E2 x 0.1) dataset's ranges (reference 5.3)."""
         return cls(range_mixture=[_l5pc_setting("ampa_sk", (0, 1900), (-1500, 300), (0, 2000), (-1500, 300))])
 
     @classmethod
     def nmda_mixed(cls) -> "InputGeneratorConfig":
-        """The default NMDA dataset inputs: a mixture of two range settings of the published data (spec 5.5).
+        """The default NMDA dataset inputs: a mixture of two range settings of the published data (reference 5.5).
 
         Two trials in three use the released script's default ranges (exc [0, 800], inh - exc [-600, 200]),
         one in three the wider setting seen in the published ``L5PC_NMDA_valid_mixed`` file names (exc
@@ -136,7 +136,7 @@ class InputGeneratorConfig(Config):
 
     @classmethod
     def iaf(cls) -> "InputGeneratorConfig":
-        """The integrate-and-fire inputs of spec section 7 (80 exc + 20 inh, rates per synapse count)."""
+        """The integrate-and-fire inputs of reference section 7 (80 exc + 20 inh, rates per synapse count)."""
         return cls(interval_options_ms=list(IAF_INTERVAL_OPTIONS_MS), sigma_options_ms=list(IAF_SIGMA_OPTIONS_MS),
                    jitter_ms=20, weighting="count",
                    range_mixture=[RangeSetting(name="iaf", exc={"all": [0.0, 50.0]}, inh_diff={"all": [-50.0, -15.0]})])
@@ -191,7 +191,7 @@ def default_preset_name(cell_kind: str, variant: str | None = None) -> str:
     """The preset a dataset uses when none is given.
 
     ``iaf`` for the IAF cell; ``nmda_mixed`` for the NMDA cell (the script default ``nmda`` leaves the cell
-    nearly silent, spec 5.5); the variant's own published ranges for ``ampa`` and ``ampa_sk``.
+    nearly silent, reference 5.5); the variant's own published ranges for ``ampa`` and ``ampa_sk``.
     """
     if cell_kind == "iaf":
         return "iaf"
@@ -353,7 +353,7 @@ def generate_channels(config: InputGeneratorConfig, exc_tree: Sequence[str], inh
 def generate_inputs(config: InputGeneratorConfig, segment_lengths_um: Sequence[float],
                     segment_tree: Sequence[str], duration_ms: int,
                     rng: np.random.Generator) -> tuple[InputSpikes, dict[str, Any]]:
-    """Generate one trial of L5PC inputs (spec 5.1): one exc and one inh channel per segment.
+    """Generate one trial of L5PC inputs (reference 5.1): one exc and one inh channel per segment.
 
     ``segment_lengths_um`` and ``segment_tree`` (``"basal"``/``"apical"``) describe the segments in channel
     order. With ``config.weighting == "length"`` a channel's weight is its length + ``min_seg_length_um``.
@@ -376,7 +376,7 @@ def generate_inputs(config: InputGeneratorConfig, segment_lengths_um: Sequence[f
 
 def generate_iaf_inputs(config: InputGeneratorConfig, duration_ms: int, rng: np.random.Generator,
                         n_exc: int = 80, n_inh: int = 20) -> tuple[InputSpikes, dict[str, Any]]:
-    """Generate one trial of integrate-and-fire inputs (spec 7): tree ``"all"``, every synapse weighs 1."""
+    """Generate one trial of integrate-and-fire inputs (reference 7): tree ``"all"``, every synapse weighs 1."""
     if config.weighting != "count":
         raise ConfigError("IAF inputs need InputGeneratorConfig.weighting='count' (use the 'iaf' preset)")
     return generate_channels(config, ["all"] * n_exc, ["all"] * n_inh, np.ones(n_exc), np.ones(n_inh),

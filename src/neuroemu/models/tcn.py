@@ -1,4 +1,4 @@
-"""The published emulator: a causal temporal-convolutional network (spec section 8).
+"""The published emulator: a causal temporal-convolutional network (reference section 8).
 
 Layer k = 1..D: causal ``Conv1d(W_k, kernel K_k)`` -> ReLU -> BatchNorm (eps 1e-3, momentum 0.01, as
 Keras' defaults 0.99). Heads (1x1 convolutions on the last layer's output): spike logit, somatic voltage
@@ -59,7 +59,7 @@ def default_kernels(depth: int) -> list[int]:
 
 @dataclass
 class TCNConfig(ModelConfig):
-    """Architecture of a TCN emulator (spec 8.2).
+    """Architecture of a TCN emulator (reference 8.2).
 
     ``kernels``: one kernel length (ms) per layer (``None``: :func:`default_kernels`). ``widths``: one
     width per layer (``None``: ``width`` everywhere). ``first_layer``: ``"auto"`` / ``"sparse"`` /
@@ -174,7 +174,7 @@ class TCNConfig(ModelConfig):
 
     @classmethod
     def iaf_network(cls, n_inputs: int = 100) -> "TCNConfig":
-        """The single-unit, single-layer network of the I&F figure (spec 7): 80-ms linear filter, no BN."""
+        """The single-unit, single-layer network of the I&F figure (reference 7): 80-ms linear filter, no BN."""
         return cls(n_inputs=n_inputs, depth=1, width=1, kernels=[80], activation="linear", batchnorm=False,
                    kernel_init_std=0.25, first_bias_init=0.1, head_init="normal", spike_init_std=0.05,
                    spike_bias_init=-2.5, soma_init_std=0.05)

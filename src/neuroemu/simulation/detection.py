@@ -1,4 +1,4 @@
-"""Somatic spike detection, the published rule (reference spec 2.4).
+"""Somatic spike detection, the published rule (reference reference 2.4).
 
 A sample is a spike when it is greater than the previous sample, greater than the next sample and above the
 threshold (-25 mV); the spike time is that sample's grid time. The published code ran this on the 0.125-ms
@@ -11,7 +11,7 @@ import numpy as np
 
 def detect_spikes(v: np.ndarray, t: np.ndarray, threshold: float = -25.0,
                   allow_plateaus: bool = False) -> np.ndarray:
-    """Return the float64 times ``t[i]`` of the local maxima of ``v`` above ``threshold`` (spec 2.4 rule).
+    """Return the float64 times ``t[i]`` of the local maxima of ``v`` above ``threshold`` (reference 2.4 rule).
 
     ``allow_plateaus=False`` is the exact published rule (strictly greater than both neighbours). With
     ``allow_plateaus=True`` a run of equal samples counts as one sample, and the peak time is the run's first

@@ -1,4 +1,4 @@
-"""The integrate-and-fire neuron of the published Fig. 1 comparison (reference spec section 7), in NumPy.
+"""The integrate-and-fire neuron of the published Fig. 1 comparison (reference reference section 7), in NumPy.
 
 100 inputs: 80 excitatory (weight +1) and 20 inhibitory (weight -1). Each input spike adds a current jump
 that decays with tau = 20 ms: the causal kernel is ``exp(-n / tau)`` for n = 0 .. int(7 tau) (141 taps), so a

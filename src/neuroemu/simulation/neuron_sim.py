@@ -4,7 +4,7 @@ Input events are delivered with one ``NetCon(None, synapse)`` per synapse, queue
 ``nc.event(t)`` from an ``FInitializeHandler`` (works with fixed step and CVode alike). Somatic
 and nexus voltages are recorded, resampled to a 1-ms grid (t = 0, 1, ..., T-1 ms) and to the
 published 0.125-ms grid on which output spikes are detected (a sample above -25 mV that is larger
-than both neighbours, spec section 2.4).
+than both neighbours, reference section 2.4).
 
 With ``SolverConfig(coreneuron=True)`` (the default) fixed-step trials run in CoreNEURON, in
 memory (``pc.psolve``), with the same recordings; see :class:`SolverConfig` for when NEURON is used.

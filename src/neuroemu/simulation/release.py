@@ -1,6 +1,6 @@
 """Which input events reach the synapses: stochastic release and the published t = 0 quirk.
 
-The published model, as normally compiled, transmits every input event (spec section 4.1), so by
+The published model, as normally compiled, transmits every input event (reference section 4.1), so by
 default every event is delivered. ``release_probability`` draws one seeded Bernoulli decision per
 event (an AMPA+NMDA synapse releases both components together, since both live in one point
 process). ``t0_quirk`` reproduces section 4.2: a synapse that receives an event at exactly t = 0

@@ -2,7 +2,7 @@
 
 ``run_study(scale, out_dir)`` builds one dataset per cell under ``STUDY/data/<cell>/`` -- the L5PC with
 AMPA+NMDA synapses (``nmda``), the AMPA-only L5PC (``ampa``), each with its published input ranges
-(spec 5.3), and the integrate-and-fire neuron (``iaf``, spec 7) -- runs the same complexity sweep on each
+(reference 5.3), and the integrate-and-fire neuron (``iaf``, reference 7) -- runs the same complexity sweep on each
 (``STUDY/sweeps/<cell>/``, :mod:`neuroemu.study.sweep`), and writes:
 
 - ``study.json``: the config, per-cell dataset facts (trials, firing rate, simulation time), every sweep row,
@@ -10,7 +10,7 @@ AMPA+NMDA synapses (``nmda``), the AMPA-only L5PC (``ampa``), each with its publ
 - ``study.csv``: all sweep rows of all cells (columns of :data:`neuroemu.study.sweep.TABLE_COLUMNS`);
 - ``figures/summary.png`` (test AUC and explained variance vs depth, one curve per cell, best network per
   depth as in the published figure; star: the smallest network whose test AUC reaches the target) and
-  ``figures/complexity_panels.png`` (spec 9.7);
+  ``figures/complexity_panels.png`` (reference 9.7);
 - ``report/index.html`` (:func:`neuroemu.report.study_report.report_study`).
 
 Everything is resumable: finished trials and finished configurations are kept, so rerunning the same command
@@ -19,8 +19,8 @@ continues where it stopped.
 Findings (per cell; validation selects, test reports): the depth-1 network with the best validation AUC is
 compared with the network of any depth with the best validation AUC, both scored on the test trials. Depth
 is "needed" when the best network's test AUC exceeds the depth-1 network's by more than both ``auc_margin``
-and 2 combined SDs (the SDs over 12 random 67% subsets of the test traces, spec 9.4). The published result
-(spec 9.6) is: needed for ``nmda``, not for ``ampa`` and ``iaf``; for ``iaf`` a single unit (width 1, depth 1)
+and 2 combined SDs (the SDs over 12 random 67% subsets of the test traces, reference 9.4). The published result
+(reference 9.6) is: needed for ``nmda``, not for ``ampa`` and ``iaf``; for ``iaf`` a single unit (width 1, depth 1)
 should also come within ``auc_margin`` (or 2 SDs) of the best network.
 
 Scales (times measured or extrapolated on the 2-core development machine; see :data:`SCALES`):
@@ -154,9 +154,7 @@ class StudyConfig(SweepSettings):
         """The study of a named scale (``tiny``, ``small``, ``paper``), with fields overridden."""
         if scale not in SCALES:
             raise ConfigError(f"unknown study scale {scale!r}; choose one of {sorted(SCALES)}")
-        base = dict(SCALES[scale])
-        base.update(overrides)
-        return cls(scale=scale, **base)
+        return cls.from_dict({**SCALES[scale], **overrides, "scale": scale})
 
     def sweep_config(self, cell: str) -> SweepConfig:
         """The :class:`~neuroemu.study.sweep.SweepConfig` used for ``cell``: the shared settings, the I&F's own
@@ -291,7 +289,7 @@ def read_study(study_dir: str | Path) -> dict[str, Any]:
 
 
 def write_study_figures(rows: list[dict], target_auc: float, fig_dir: Path) -> list[Path]:
-    """``summary.png`` (study summary) and ``complexity_panels.png`` (spec 9.7) under ``fig_dir``."""
+    """``summary.png`` (study summary) and ``complexity_panels.png`` (reference 9.7) under ``fig_dir``."""
     done = done_rows(rows)
     if not done:
         return []

@@ -44,7 +44,7 @@ def make_batch(ds: TrialSource, targets: TargetCache, trials: Sequence[int], end
 class WindowSampler:
     """Which (trial, window end) pairs make training batch ``step`` -- a pure function of (seed, step).
 
-    ``mode="published"`` (spec 8.7): batches come in groups of ``batches_per_group`` (48) that draw from
+    ``mode="published"`` (reference 8.7): batches come in groups of ``batches_per_group`` (48) that draw from
     one random "file" of ``group_size`` (128) training trials; each batch takes ``batch_size`` trials with
     replacement from the group and ``batch_size`` distinct end times from ``[min_end_ms, duration)``.
     ``mode="uniform"``: trials with replacement from all training trials, same end-time rule.

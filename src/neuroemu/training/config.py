@@ -1,4 +1,4 @@
-"""Training configuration and the two presets: ``published`` (spec 8.6/8.7) and ``modern``."""
+"""Training configuration and the two presets: ``published`` (reference 8.6/8.7) and ``modern``."""
 from __future__ import annotations
 
 import math
@@ -115,7 +115,7 @@ class TrainingConfig(Config):
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "TrainingConfig":
-        """``published``: Nadam, 5 stages of spec 8.6, optimiser reset every 2880 steps, L2 1e-8, batch 8 x
+        """``published``: Nadam, 5 stages of reference 8.6, optimiser reset every 2880 steps, L2 1e-8, batch 8 x
         400 ms, file-grouped sampling of 8.7. ``modern``: AdamW (lr 1e-3, weight decay 1e-2 on kernels),
         200-step warm-up then cosine decay, uniform window sampling, loss weights [1, 0.02, 1e-3], head biases
         from the training data (``head_bias_from_data``)."""

@@ -1,0 +1,42 @@
+"""The numbers the README quotes about the built-in cell are the ones the code produces."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SENTENCE = re.compile(
+    r"(\d+) basal / (\d+) apical sections, (\d+) \+ (\d+) = (\d+) segments \((\d+) inputs\), basal\s+(\d+) um and "
+    r"apical (\d+) um of dendrite, longest apical path ([\d.]+) um,.*?(\d+) segments in the Ca hot zone", re.S)
+
+
+@pytest.fixture(scope="module")
+def quoted():
+    m = SENTENCE.search(README.read_text())
+    assert m, "README no longer describes the built-in cell in the form this test reads"
+    return [float(g) for g in m.groups()]
+
+
+def test_readme_counts_of_the_built_in_cell(quoted):
+    from neuroemu.cells.default_morphology import default_l5pc_morphology
+
+    s = default_l5pc_morphology().summary()
+    n_bsec, n_asec, n_bseg, n_aseg, n_seg, n_in, basal_um, apical_um, path_um, _ = quoted
+    assert (n_bsec, n_asec) == (s["n_basal_sections"], s["n_apical_sections"])
+    assert (n_bseg, n_aseg, n_seg, n_in) == (s["n_basal_segments"], s["n_apical_segments"], s["n_segments"],
+                                             s["n_inputs"])
+    assert n_bseg + n_aseg == n_seg and 2 * n_seg == n_in
+    assert round(s["total_basal_length_um"]) == basal_um and round(s["total_apical_length_um"]) == apical_um
+    assert round(s["max_apical_path_um"], 1) == path_um
+
+
+def test_readme_hot_zone_segments_of_the_built_in_cell(quoted):
+    from neuroemu.cells.l5pc import L5PC
+    from neuroemu.cells.config import CellConfig
+
+    table = L5PC(CellConfig()).segment_table()
+    dist, kind = table.column("path_dist_from_soma_center_um"), table.column("type")
+    assert int(np.sum((kind == "apical") & (dist >= 685.0) & (dist <= 885.0))) == quoted[-1]
