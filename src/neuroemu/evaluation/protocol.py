@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from neuroemu.dataset.source import TrialSource, check_channels, dataset_fingerp
 from neuroemu.dataset.targets import soma_target
 from neuroemu.errors import ConfigError, DatasetError
 from neuroemu.evaluation.metrics import PUBLISHED_FP_RATES, soma_metrics, spike_metrics, subset_variability
-from neuroemu.io import json_safe, write_json
+from neuroemu.io import atomic_write, json_safe, write_json
 from neuroemu.models.base import EmulatorModel, check_precision
 from neuroemu.models.emulator import Emulator, forward_long
 
@@ -200,11 +201,7 @@ def save_predictions(path: str | Path, trials: Sequence[int], spikes: list[np.nd
     """Write one emulator's predictions of whole traces (compressed NumPy archive): ``trials`` (int64),
     ``spikes`` (uint8, traces x ms), ``logits`` (float32), ``soma_true`` / ``soma_pred`` (float32, target space)
     and the protocol (``config_json``, ``dataset``, ``fingerprint``). Written atomically."""
-    import io as _io
-
-    from neuroemu.io import atomic_write
-
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     np.savez_compressed(buf, trials=np.asarray(trials, np.int64), spikes=np.stack(spikes).astype(np.uint8),
                         logits=np.stack(logits).astype(np.float32), soma_true=np.stack(soma_true).astype(np.float32),
                         soma_pred=np.stack(soma_pred).astype(np.float32), config_json=np.array(config.to_json()),

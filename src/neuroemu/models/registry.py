@@ -13,7 +13,7 @@ from neuroemu.errors import CheckpointError, ConfigError
 from neuroemu.models.base import EmulatorModel, ModelConfig
 
 __all__ = ["FAMILIES", "family_names", "config_class", "model_class", "model_config_from_dict", "build_model",
-           "parse_model_spec"]
+           "parse_model_spec", "spec_name"]
 
 #: family name -> (module, config class, model class). Modules are imported on first use.
 FAMILIES: dict[str, tuple[str, str, str]] = {
@@ -60,14 +60,32 @@ def build_model(config: ModelConfig) -> EmulatorModel:
 
 
 def parse_model_spec(spec: str, where: str = "model") -> ModelConfig:
-    """The config of a model spec ``FAMILY[:SIZE]``: ``tcn:7x128``, ``tcn:3x16x80``, ``branch-elm:15``,
-    ``lstm:50``; a bare family name takes the family's default size. Errors name the spec and ``where``."""
+    """The config of a model spec ``FAMILY[:SIZE][@FIELD=VALUE,...]``: ``tcn:7x128``, ``tcn:3x16x80``,
+    ``branch-elm:15``, ``lstm:50``, ``branch-elm:15@n_dendritic_components=20``; a bare family name takes the
+    family's default size; ``@`` sets further fields of the family's config (values read as YAML scalars).
+    Errors name the spec and ``where``."""
+    import yaml
+
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"{where}: a model spec must be FAMILY or FAMILY:SIZE, got {spec!r}")
-    family, _, size = spec.strip().partition(":")
+    head, _, options = spec.strip().partition("@")
+    family, _, size = head.partition(":")
     if family not in FAMILIES:
         raise ConfigError(f"{where}: unknown model family {family!r} in {spec!r}; choose one of {family_names()}")
+    fields = {}
+    for item in filter(None, options.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"{where}: {spec!r}: options after '@' must be FIELD=VALUE, got {item!r}")
+        fields[key.strip()] = yaml.safe_load(value)
     try:
-        return config_class(family).from_spec(size.strip())
+        cfg = config_class(family).from_spec(size.strip())
+        return cfg if not fields else type(cfg).from_dict({**cfg.to_dict(), **fields}, _where=type(cfg).__name__)
     except ConfigError as e:
         raise ConfigError(f"{where}: {spec!r}: {e}") from None
+
+
+def spec_name(spec: str) -> str:
+    """A file-system name for a model spec (``branch-elm:15@dropout=0.1`` -> ``branch-elm_15_dropout0.1``)."""
+    out = spec.strip().replace(":", "_").replace("@", "_").replace(",", "_").replace("=", "")
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in out)

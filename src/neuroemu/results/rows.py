@@ -70,6 +70,7 @@ class SweepRow:
     run_dir: str | None = None
     # added with the model families and the data axis (after the original columns, so old readers keep working)
     family: str = "tcn"
+    model_spec: str | None = None
     size: int | None = None
     flops_per_ms: float | None = None
     best_step: int | None = None

@@ -24,7 +24,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from neuroemu.cells.config import CellConfig
+from neuroemu.cells.config import VARIANTS
+from neuroemu.dataset.format import DatasetConfig
+from neuroemu.dataset.reader import NeuroDataset
+from neuroemu.dataset.runner import build_dataset
+from neuroemu.dataset.split import StratifiedDataset
 from neuroemu.errors import ConfigError
+from neuroemu.evaluation.protocol import EvaluationConfig, evaluate
+from neuroemu.inputs.generator import preset
+from neuroemu.io import atomic_write_text
+from neuroemu.models.tcn import TCNConfig
+from neuroemu.report import make_report
+from neuroemu.training.config import TrainingConfig
+from neuroemu.training.loop import resume, train
 
 __all__ = ["run_quickstart", "QUICKSTART_KERNELS"]
 
@@ -45,10 +58,6 @@ def _manifest(path: Path) -> dict[str, Any] | None:
 
 def _simulate(cell: str, data_dir: Path, sim_minutes: float, duration_ms: int, min_trials: int, max_trials: int,
               workers: int, seed: int, inputs_preset: str | None, say: Callable[[str], None]) -> dict[str, Any]:
-    from neuroemu.cells.config import CellConfig
-    from neuroemu.dataset.format import DatasetConfig
-    from neuroemu.dataset.runner import build_dataset
-    from neuroemu.inputs.generator import preset
 
     cell_cfg = CellConfig(kind="iaf") if cell == "iaf" else CellConfig(kind="l5pc", variant=cell)
     gen = preset(inputs_preset) if inputs_preset else None  # None: the cell's default inputs
@@ -84,9 +93,6 @@ def _simulate(cell: str, data_dir: Path, sim_minutes: float, duration_ms: int, m
 
 def _train(data_dir: Path, run_dir: Path, train_minutes: float, duration_ms: int, seed: int, threads: int | None,
            say: Callable[[str], None]) -> dict[str, Any]:
-    from neuroemu.models.tcn import TCNConfig
-    from neuroemu.training.config import TrainingConfig
-    from neuroemu.training.loop import resume, train
 
     t0 = time.monotonic()
     budget_s = train_minutes * 60.0
@@ -105,7 +111,6 @@ def _train(data_dir: Path, run_dir: Path, train_minutes: float, duration_ms: int
                                           checkpoint_every_minutes=1.0, threads=threads)
         mcfg = TCNConfig(depth=QUICKSTART_DEPTH, width=QUICKSTART_WIDTH, kernels=list(QUICKSTART_KERNELS))
         say(f"      2 x {probe} steps to measure the training speed ...")
-        from neuroemu.dataset.split import StratifiedDataset
 
         # spiking trials in every part (most short trials are silent); includes loading and caching the trials
         first = train(StratifiedDataset(data_dir), mcfg, tcfg, run_dir)
@@ -142,7 +147,6 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
     cores). threads: torch threads for training (default: all cores). Returns a dict with
     the paths (``report``, ``run``, ``data``), the test metrics and the time spent per stage.
     """
-    from neuroemu.cells.config import VARIANTS
 
     if cell != "iaf" and cell not in VARIANTS:
         raise ConfigError(f"quickstart: cell {cell!r} is unknown; choose 'iaf' or one of {sorted(VARIANTS)}")
@@ -164,7 +168,6 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
     sim = _simulate(cell, data_dir, sim_minutes, duration_ms, min_trials, max_trials, workers, seed, inputs_preset,
                     say)
     timings["simulate"] = round(time.monotonic() - t_all, 1)
-    from neuroemu.dataset.reader import NeuroDataset
 
     ds = NeuroDataset(data_dir)
     n_spikes = sum(len(ds.spike_times(i)) for i in ds.trial_indices)
@@ -180,7 +183,6 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
     timings["train"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     say("[3/4] evaluating on the test trials (published protocol, docs/reference.md section 9)")
-    from neuroemu.evaluation.protocol import EvaluationConfig, evaluate
 
     metrics = evaluate(run_dir, ds, split="test", out=run_dir / "eval_test.json",
                        config=EvaluationConfig.for_duration(int(ds.duration_ms)))
@@ -191,7 +193,6 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
         f"{_fmt(ev, 1)}% ({metrics.get('n_traces')} test traces, {metrics.get('n_spikes')} spikes)")
     t = time.monotonic()
     say("[4/4] writing the report")
-    from neuroemu.report import make_report
 
     index = make_report(run_dir)
     timings["report"] = round(time.monotonic() - t, 1)
@@ -204,7 +205,6 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
                                                        "tp_at_fp_0.0025", "soma_rmse_mv", "soma_mae_mv",
                                                        "soma_explained_variance", "n_traces", "n_spikes")},
                "timings_s": timings}
-    from neuroemu.io import atomic_write_text
 
     atomic_write_text(out / "quickstart.json", json.dumps(summary, indent=1))
     say(f"done in {timings['total'] / 60:.1f} min (simulate {timings['simulate']:.0f} s, train "

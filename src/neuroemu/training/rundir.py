@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from neuroemu import __version__
 from neuroemu.io import write_json
 from neuroemu.models.checkpoint import RUN_FORMAT_VERSION
 
@@ -27,10 +28,8 @@ CSV_FIELDS = ["step", "stage", "lr", "loss", "loss_spike", "loss_soma", "loss_dv
 
 def write_run_json(out: Path, run: dict[str, Any]) -> None:
     """Write ``run.json``, keeping what the first session recorded (creation time, dataset path, head biases)."""
-    import neuroemu
-
     run = {"format_version": RUN_FORMAT_VERSION, **run,
-           "software": {"neuroemu": neuroemu.__version__, "torch": torch.__version__, "numpy": np.__version__}}
+           "software": {"neuroemu": __version__, "torch": torch.__version__, "numpy": np.__version__}}
     path = out / "run.json"
     if path.exists():
         old = json.loads(path.read_text())

@@ -9,6 +9,7 @@ from typing import Any
 from neuroemu.config import Config
 from neuroemu.errors import ConfigError
 from neuroemu.evaluation.protocol import EvaluationConfig, drop_first_ms_for
+from neuroemu.models.registry import parse_model_spec
 from neuroemu.models.tcn import TCNConfig
 from neuroemu.training.config import TrainingConfig
 
@@ -22,10 +23,11 @@ GRID_FIELDS = ("depths", "widths", "receptive_fields", "extra", "models")
 _SWEEP_OWNED_TRAINING = ("max_steps", "max_minutes", "seed", "split_fractions")
 
 
-def _int_list(name: str, vals: Any, allow_none: bool = False) -> None:
+def _int_list(name: str, vals: Any, allow_none: bool = False, allow_empty: bool = False) -> None:
     if vals is None and allow_none:
         return
-    if not vals or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in vals):
+    if (not vals and not allow_empty) or any(not isinstance(v, int) or isinstance(v, bool) or v < 1
+                                             for v in vals or []):
         raise ConfigError(f"{name} must be a non-empty list of integers >= 1, got {vals!r}")
 
 
@@ -59,8 +61,9 @@ class SweepSettings(Config):
     def validate(self) -> "SweepSettings":
         """Check the fields; raise :class:`ConfigError` naming the field and value at fault."""
         name = type(self).__name__
-        _int_list(f"{name}.depths", self.depths)
-        _int_list(f"{name}.widths", self.widths)
+        no_grid = bool(self.models) and not self.depths and not self.widths  # other families only
+        _int_list(f"{name}.depths", self.depths, allow_empty=no_grid)
+        _int_list(f"{name}.widths", self.widths, allow_empty=no_grid)
         _int_list(f"{name}.receptive_fields", self.receptive_fields, allow_none=True)
         if self.budget_steps is None and self.budget_minutes is None:
             raise ConfigError(f"{name}: give a training budget (budget_steps and/or budget_minutes)")
@@ -76,8 +79,6 @@ class SweepSettings(Config):
             if key in self.training:
                 raise ConfigError(f"{name}.training may not set {key!r}: use {name}'s budget_steps, "
                                   f"budget_minutes, seed and split_fractions")
-        from neuroemu.models.registry import parse_model_spec
-
         for spec in self.models:
             parse_model_spec(spec, where=f"{name}.models")
         training_config_for(self, 6000)  # the overrides must make a valid TrainingConfig
@@ -93,7 +94,10 @@ class SweepConfig(SweepSettings):
     """A complexity sweep: :class:`SweepSettings` plus how every configuration is built and scored.
 
     model: extra :class:`~neuroemu.models.tcn.TCNConfig` fields for the grid (e.g. ``{"activation": "linear"}``).
-    checkpoint: ``best`` (selected on the validation windows during training) or ``last``. evaluation: extra
+    train_fraction: train on this fraction of the split's training trials, a nested subset
+    (:func:`neuroemu.dataset.split.nested_subsets`: the trials of a smaller fraction are among those of every
+    larger one; validation and test trials stay the same). checkpoint: ``best`` (selected on the validation
+    windows during training) or ``last``. evaluation: extra
     :class:`~neuroemu.evaluation.protocol.EvaluationConfig` fields; ``drop_first_ms`` defaults to
     :func:`~neuroemu.evaluation.protocol.drop_first_ms_for` of the trial length. first_kernel_fraction: see
     :func:`~neuroemu.study.sweep.grid.kernels_for`. extra: TCN configurations trained in addition to the grid,
@@ -102,6 +106,7 @@ class SweepConfig(SweepSettings):
     "activation": "linear", "batchnorm": False}``); its run is named ``<D>x<W>x<T>_<label>``.
     """
 
+    train_fraction: float = 1.0
     checkpoint: str = "best"
     model: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +119,8 @@ class SweepConfig(SweepSettings):
     def validate(self) -> "SweepConfig":
         """Check the fields and the override dicts; raise :class:`ConfigError` naming the field at fault."""
         super().validate()
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"SweepConfig.train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.checkpoint not in ("best", "last"):
             raise ConfigError(f"SweepConfig.checkpoint must be 'best' or 'last', got {self.checkpoint!r}")
         if not 0.0 < self.first_kernel_fraction <= 1.0:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neuroemu.models.base import ModelConfig
-from neuroemu.models.registry import parse_model_spec
+from neuroemu.models.registry import parse_model_spec, spec_name
 from neuroemu.models.tcn import TCNConfig, default_kernels, kernels_for
 from neuroemu.study.sweep.config import SweepConfig
 
@@ -28,7 +28,7 @@ class SweepEntry:
     @property
     def family(self) -> str:
         """The model family."""
-        return self.spec.partition(":")[0] if self.spec else "tcn"
+        return self.spec.partition("@")[0].partition(":")[0] if self.spec else "tcn"
 
     @property
     def receptive_field(self) -> int | None:
@@ -40,7 +40,7 @@ class SweepEntry:
         """Run directory name: ``<D>x<W>x<T>`` (the published DxWxT naming), ``_<label>`` for extras; a spec's
         name with ``_`` for ``:`` (``branch-elm_15``)."""
         if self.spec:
-            return self.spec.replace(":", "_")
+            return spec_name(self.spec)
         base = f"{self.depth}x{self.width}x{self.receptive_field}"
         return f"{base}_{self.label}" if self.label else base
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from neuroemu.dataset.reader import open_dataset
-from neuroemu.dataset.split import split_trials
+from neuroemu.dataset.split import nested_subsets, split_trials
 from neuroemu.errors import ConfigError
 from neuroemu.parallel import cpu_count, dask_client, run_tasks
+from neuroemu.report.sweep_report import write_sweep_figures
 from neuroemu.results.rows import SweepRow
 from neuroemu.results.selection import select_best
 from neuroemu.results.status import State, Status
@@ -52,11 +53,11 @@ def default_workers(n_jobs: int, client: Any = None) -> int:
 
 
 def _identity(entry: SweepEntry, cell: str) -> dict[str, Any]:
-    size = entry.spec.partition(":")[2] if entry.spec else ""
+    size = entry.spec.partition("@")[0].partition(":")[2] if entry.spec else ""
     return {"name": entry.name, "cell": cell, "variant": entry.label or ("model" if entry.spec else "grid"),
             "depth": entry.depth, "width": entry.width, "receptive_field": entry.receptive_field,
             "kernels": list(entry.kernels) if entry.kernels else None, "family": entry.family,
-            "size": int(size) if size.isdigit() else None}
+            "model_spec": entry.spec, "size": int(size) if size.isdigit() else None}
 
 
 def sweep_jobs(data_dir: Path, config: SweepConfig, out_dir: Path, entries: list[SweepEntry], cell: str,
@@ -64,6 +65,10 @@ def sweep_jobs(data_dir: Path, config: SweepConfig, out_dir: Path, entries: list
     """The training jobs of ``entries`` (one split of ``data_dir`` shared by all)."""
     ds = open_dataset(data_dir)
     split = split_trials(ds, config.split, config.split_fractions, config.seed)
+    if config.train_fraction < 1.0:
+        split["train"] = nested_subsets(split["train"], [config.train_fraction], config.seed)[config.train_fraction]
+    data_facts = {"fraction": config.train_fraction, "train_trials": len(split["train"]),
+                  "train_hours": round(len(split["train"]) * int(ds.duration_ms) / 3.6e6, 6)}
     tcfg = training_config_for(config, int(ds.duration_ms), threads).to_dict()
     ecfg = evaluation_config_for(config, int(ds.duration_ms)).to_dict()
     jobs = []
@@ -71,7 +76,7 @@ def sweep_jobs(data_dir: Path, config: SweepConfig, out_dir: Path, entries: list
         mcfg = e.model_config(int(ds.n_channels), config.model)
         jobs.append(TrainJob(data_dir=str(data_dir), run_dir=str(out_dir / "runs" / e.name), family=mcfg.family,
                              model=mcfg.to_dict(), training=tcfg, evaluation=ecfg, split=split,
-                             row=_identity(e, cell), entry=e.to_dict(), checkpoint=config.checkpoint,
+                             row={**_identity(e, cell), **data_facts}, entry=e.to_dict(), checkpoint=config.checkpoint,
                              test_data_dir=str(test_data_dir) if test_data_dir else None, threads=threads))
     return jobs
 
@@ -151,8 +156,6 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
              "selected_by_depth": [r.name for r in select_best(final, "depth")]}
     write_sweep_json(out_dir, config, dataset, final, status, extra)
     if figures and any(r.done for r in final):
-        from neuroemu.report.sweep_report import write_sweep_figures
-
         write_sweep_figures([r.to_dict() for r in final], out_dir / "figures")
     if failed:
         say(f"sweep {out_dir}: {len(failed)} configuration(s) failed ({', '.join(failed[:5])}); rerun to retry")

@@ -104,7 +104,12 @@ def run_job(job: TrainJob | dict[str, Any]) -> dict[str, Any]:
     test = evaluate(out, test_ds, split="all" if job.test_data_dir else "test", out=out / "eval_test.json",
                     checkpoint=job.checkpoint, config=ecfg, device="auto",
                     predictions_out=out / "test_predictions.npz" if job.save_test_predictions else None)
-    row = SweepRow(**{**job.row, "architecture": run.get("name"), "n_parameters": int(run["n_parameters"]),
+    arch = {}
+    if job.family == "tcn" and job.row.get("depth") is None:  # a TCN given as a model spec
+        kernels = list(run["model"]["kernels"])
+        arch = {"depth": len(kernels), "width": run["model"]["width"], "kernels": kernels,
+                "receptive_field": sum(k - 1 for k in kernels) + 1}
+    row = SweepRow(**{**job.row, **arch, "architecture": run.get("name"), "n_parameters": int(run["n_parameters"]),
                       "family": run.get("family", job.family), "flops_per_ms": run.get("flops_per_ms"),
                       "train_steps": train_info["steps"], "train_minutes": round(train_info["elapsed_s"] / 60.0, 4),
                       "eval_minutes": round((time.monotonic() - t0) / 60.0, 4),

@@ -1,0 +1,63 @@
+"""Bootstrap statistics over test traces: exact AUCs, paired differences, the FCI, and CI size checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from neuroemu.errors import ConfigError, DatasetError
+from neuroemu.evaluation.paired import (TracePredictions, auc_ci, bootstrap_aucs, fci, fci_ci, paired_auc_difference,
+                                        traces_needed)
+
+
+def _preds(n=60, t=800, shift=2.0, seed=0, labels=None):
+    rng = np.random.default_rng(seed)
+    y = labels if labels is not None else (rng.random((n, t)) < 0.01).astype(np.int8)
+    s = np.round(rng.normal(size=(n, t)) + shift * y, 1)  # rounding makes ties
+    return TracePredictions(s.ravel(), y.ravel(), np.repeat(np.arange(n), t), np.arange(n), f"seed{seed}"), y
+
+
+def test_auc_of_all_traces_is_sklearns():
+    p, y = _preds()
+    full, _ = bootstrap_aucs([p], n_boot=2)
+    assert full[0] == pytest.approx(roc_auc_score(p.labels, p.scores), abs=1e-12)
+
+
+def test_a_replicate_is_the_auc_of_the_resampled_traces():
+    p, _ = _preds(n=12, t=300)
+    w = np.array([2, 0, 1, 1, 0, 3, 1, 0, 1, 2, 0, 1], float)
+    idx = np.concatenate([np.flatnonzero(p.trace == k) for k in range(12) for _ in range(int(w[k]))])
+    from neuroemu.evaluation.paired import _RankedAUC
+
+    assert _RankedAUC(p)(w) == pytest.approx(roc_auc_score(p.labels[idx], p.scores[idx]), abs=1e-12)
+
+
+def test_paired_difference_sees_a_real_gain_and_not_a_null_one():
+    a, y = _preds(shift=2.5, seed=1)
+    b, _ = _preds(shift=1.5, seed=2, labels=y)
+    gain = paired_auc_difference(a, b, n_boot=300)
+    assert gain.value > 0 and gain.ci_low > 0 and gain.ci_low < gain.value < gain.ci_high
+    same = paired_auc_difference(a, a, n_boot=50)
+    assert same.value == 0 and same.ci_low == same.ci_high == 0
+
+
+def test_pairing_needs_the_same_traces():
+    a, _ = _preds(seed=1)
+    b, _ = _preds(seed=2)
+    with pytest.raises(DatasetError, match="same test traces"):
+        paired_auc_difference(a, b, n_boot=10)
+
+
+def test_too_few_traces_for_the_ci_say_how_many_are_needed():
+    assert traces_needed(0.95) == 40 and traces_needed(0.9) == 20
+    p, _ = _preds(n=30)
+    with pytest.raises(ConfigError, match="needs at least 40"):
+        auc_ci(p, level=0.95)
+    assert auc_ci(p, n_boot=50, level=0.9).n_traces == 30
+
+
+def test_fci_definition_and_interval():
+    assert fci(0.9) == pytest.approx(1.0) and fci(0.999) == pytest.approx(0.0)
+    p, _ = _preds()
+    r = fci_ci(p, n_boot=200)
+    assert r.ci_low <= r.value <= r.ci_high
