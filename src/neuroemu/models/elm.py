@@ -373,6 +373,11 @@ class _ELMRecurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_mem):  # type: ignore[override]
+        with loop_threads(ctx.threads, g_mem.device):
+            return _ELMRecurrence._backward(ctx, g_mem)
+
+    @staticmethod
+    def _backward(ctx, g_mem):
         pre, mem, sq, m0, a_mat, w2, kappa, gain = ctx.saved_tensors
         t_len, b, h = pre.shape
         d = m0.shape[1]
@@ -384,9 +389,8 @@ class _ELMRecurrence(torch.autograd.Function):
         else:
             act = torch.relu(pre)
             actd = (pre > 0).to(pre.dtype)
-        with loop_threads(ctx.threads, pre.device):
-            g_pre, g_z, g_m0 = _backward_loop(g_mem.contiguous().to(pre.dtype), cd, actd, w2.t().contiguous(),
-                                              a_mat.t().contiguous(), kappa)
+        g_pre, g_z, g_m0 = _backward_loop(g_mem.contiguous().to(pre.dtype), cd, actd, w2.t().contiguous(),
+                                          a_mat.t().contiguous(), kappa)
         need = ctx.needs_input_grad
         g_b1 = g_pre.sum((0, 1)) if need[1] else None
         g_a = None
@@ -472,24 +476,27 @@ class ELM(EmulatorModel):
 
     def synaptic_drive(self, x: torch.Tensor | SparseEvents, carry: torch.Tensor | None,
                        bf16: bool = False) -> torch.Tensor:
-        """Filtered synaptic drive of the hidden units, time-major (T, B, h), in the parameters' dtype; ``carry`` (B, h): the
-        drive at the last ms of the previous chunk."""
-        v, w = self.input_maps()
-        dev = v.device
+        """Filtered synaptic drive of the hidden units, time-major (T, B, h), in the parameters' dtype;
+        ``carry`` (B, h): the drive at the last ms of the previous chunk. Everything but the input projection
+        runs with ``loop_threads`` threads (small operations)."""
+        threads, dev = self.config.loop_threads, self.mlp_in.weight.device
+        with loop_threads(threads, dev):
+            v, w = self.input_maps()
         if bf16:
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16):
-                u = project_inputs(x, v, self.config.input_mode)
+                u = project_inputs(x, v, self.config.input_mode, threads=threads)
         else:
-            u = project_inputs(x, v, self.config.input_mode)
-        u = u.to(v.dtype).transpose(0, 1).contiguous()  # (T, B, r)
-        if w is None:
-            return exp_filter(u, self.kappa_s, carry=carry)
-        drive = torch.matmul(exp_filter(u, self.kappa_s), w)
-        if carry is not None:
-            decay = torch.tensor(self.kappa_s, dtype=torch.float64) ** torch.arange(1, u.shape[0] + 1,
-                                                                                   dtype=torch.float64)
-            drive = drive + decay.to(drive.dtype).to(dev).view(-1, 1, 1) * carry.unsqueeze(0)
-        return drive
+            u = project_inputs(x, v, self.config.input_mode, threads=threads)
+        with loop_threads(threads, dev):
+            u = u.to(v.dtype).transpose(0, 1).contiguous()  # (T, B, r)
+            if w is None:
+                return exp_filter(u, self.kappa_s, carry=carry, threads=threads)
+            drive = torch.matmul(exp_filter(u, self.kappa_s, threads=threads), w)
+            if carry is not None:
+                decay = torch.tensor(self.kappa_s, dtype=torch.float64) ** torch.arange(1, u.shape[0] + 1,
+                                                                                       dtype=torch.float64)
+                drive = drive + decay.to(drive.dtype).to(dev).view(-1, 1, 1) * carry.unsqueeze(0)
+            return drive
 
     def forward(self, x: torch.Tensor | SparseEvents, state: ELMState | None = None) -> ModelOutput:
         """x: (batch, time, n_inputs) spikes (any dtype) or :class:`SparseEvents`; ``state``: the
@@ -523,16 +530,22 @@ class ELM(EmulatorModel):
                 return ModelOutput(empty, empty, drive.new_zeros(b, 0, cfg.n_dendritic_components)
                                    if cfg.n_dendritic_components else None,
                                    state if state is not None else ELMState(m0, drive.new_zeros(b, h)))
-            w1m = self.mlp_in.weight[:, cfg.n_features:]  # (h, d)
-            a_mat = (w1m * self.kappa_m).t()  # (d, h): kappa_m * m enters the MLP
-            w2 = (TANH_SLOPE * self.mlp_out.weight).t()  # (h, d)
-            b2 = TANH_SLOPE * self.mlp_out.bias
-            mem = _ELMRecurrence.apply(drive, self.mlp_in.bias, m0, a_mat, w2, b2, self.kappa_m, self.memory_gain,
-                                       cfg.mlp_activation == "silu", cfg.loop_threads)  # (T, B, d)
-            y = F.linear(mem, self.readout.weight, self.readout.bias).transpose(0, 1)  # (B, T, n_out)
-            spike = y[..., 0].contiguous()
-            soma = y[..., 1].contiguous()
-            dvt = y[..., 2:].contiguous() if cfg.n_dendritic_components else None
+            with loop_threads(cfg.loop_threads, dev):
+                return self._recur(drive, m0)
+
+    def _recur(self, drive: torch.Tensor, m0: torch.Tensor) -> ModelOutput:
+        """Memory recursion and readout on the synaptic drive (T, B, h) from memory ``m0`` (B, d)."""
+        cfg = self.config
+        w1m = self.mlp_in.weight[:, cfg.n_features:]  # (h, d)
+        a_mat = (w1m * self.kappa_m).t()  # (d, h): kappa_m * m enters the MLP
+        w2 = (TANH_SLOPE * self.mlp_out.weight).t()  # (h, d)
+        b2 = TANH_SLOPE * self.mlp_out.bias
+        mem = _ELMRecurrence.apply(drive, self.mlp_in.bias, m0, a_mat, w2, b2, self.kappa_m, self.memory_gain,
+                                   cfg.mlp_activation == "silu", cfg.loop_threads)  # (T, B, d)
+        y = F.linear(mem, self.readout.weight, self.readout.bias).transpose(0, 1)  # (B, T, n_out)
+        spike = y[..., 0].contiguous()
+        soma = y[..., 1].contiguous()
+        dvt = y[..., 2:].contiguous() if cfg.n_dendritic_components else None
         return ModelOutput(spike, soma, dvt, ELMState(mem[-1], drive[-1]))
 
 
