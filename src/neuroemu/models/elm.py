@@ -352,6 +352,22 @@ def _backward_loop(g_mem: torch.Tensor, cd: torch.Tensor, actd: torch.Tensor, w2
     return g_pre, g_z, gm
 
 
+#: How the per-ms loops run: ``"eager"`` (Python) or ``"script"`` (TorchScript-compiled on first use);
+#: ``benchmarks/bench_families.py --ab`` measures both.
+LOOP_BACKEND = "eager"
+_SCRIPTED: tuple[Any, Any] | None = None
+
+
+def _loops() -> tuple[Any, Any]:
+    """(forward loop, backward loop) of :data:`LOOP_BACKEND`."""
+    global _SCRIPTED
+    if LOOP_BACKEND == "script":
+        if _SCRIPTED is None:
+            _SCRIPTED = (torch.jit.script(_forward_loop), torch.jit.script(_backward_loop))
+        return _SCRIPTED
+    return _forward_loop, _backward_loop
+
+
 class _ELMRecurrence(torch.autograd.Function):
     """(drive (T, B, h), b1, m0 (B, d), A (d, h), W2 (h, d), b2, kappa (d), gain (d)) -> memories (T, B, d):
     ``a_t = drive_t + b1 + m_{t-1} A``, ``m_t = kappa m_{t-1} + gain tanh(act(a_t) W2 + b2)``."""
@@ -364,7 +380,7 @@ class _ELMRecurrence(torch.autograd.Function):
             pre = drive + b1
             mem = drive.new_empty(t_len, b, d)
             sq = drive.new_empty(t_len, b, d)
-            _forward_loop(pre, m0, a_mat, w2, b2, kappa, gain, mem, sq, silu)
+            _loops()[0](pre, m0, a_mat, w2, b2, kappa, gain, mem, sq, silu)
         ctx.silu = silu
         ctx.threads = threads
         ctx.save_for_backward(pre, mem, sq, m0, a_mat, w2, kappa, gain)
@@ -389,7 +405,7 @@ class _ELMRecurrence(torch.autograd.Function):
         else:
             act = torch.relu(pre)
             actd = (pre > 0).to(pre.dtype)
-        g_pre, g_z, g_m0 = _backward_loop(g_mem.contiguous().to(pre.dtype), cd, actd, w2.t().contiguous(),
+        g_pre, g_z, g_m0 = _loops()[1](g_mem.contiguous().to(pre.dtype), cd, actd, w2.t().contiguous(),
                                           a_mat.t().contiguous(), kappa)
         need = ctx.needs_input_grad
         g_b1 = g_pre.sum((0, 1)) if need[1] else None
