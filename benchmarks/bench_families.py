@@ -2,7 +2,7 @@
 (simulated ms per wall second) and training throughput.
 
     python benchmarks/bench_families.py            # every family at its default / published size
-    python benchmarks/bench_families.py --ab       # also: eager vs TorchScript loops, loop_threads 1 vs 0
+    python benchmarks/bench_families.py --ab       # also: eager loops (default: TorchScript), loop_threads 0
     python benchmarks/bench_families.py --quick    # smaller sizes (a smoke run)
 
 Inputs: random binary spikes, 1% of the (ms, channel) bins (about the published data's occupancy), 1278
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--ab", action="store_true", help="eager vs TorchScript loops; loop_threads 1 vs 0")
+    ap.add_argument("--ab", action="store_true", help="also eager (vs the default TorchScript) loops, and loop_threads 0 (vs 1)")
     ap.add_argument("--only", default="", help="run the families whose label contains this text")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -142,12 +142,12 @@ def main() -> None:
         wps, dt = train_speed(model, r)
         print(f"  training batch 8 x 500 ms (fwd+bwd): {wps:,.1f} windows/s ({dt * 1e3:.0f} ms per step)")
         if args.ab and cfg.family in ("elm", "branch-elm"):
-            for backend in ("script",):
+            for backend in ("eager",):
                 elm_mod.LOOP_BACKEND = backend
                 print(f"  [{backend} loops] batch 1: {infer_speed(model, ev1, r):,.0f} ms/s; batch {lb}: "
                       f"{infer_speed(model, evl, max(1, r - 1)):,.0f} ms/s; training {train_speed(model, r)[0]:,.1f} "
                       f"windows/s")
-                elm_mod.LOOP_BACKEND = "eager"
+                elm_mod.LOOP_BACKEND = "script"
             model.config.loop_threads = 0
             print(f"  [loop_threads=0, i.e. {args.threads} threads everywhere] batch 1: {infer_speed(model, ev1, r):,.0f} "
                   f"ms/s; batch {lb}: {infer_speed(model, evl, max(1, r - 1)):,.0f} ms/s; training "
