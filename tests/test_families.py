@@ -188,6 +188,17 @@ def test_exp_filter_exact_and_gradcheck():
     torch.testing.assert_close(y, torch.stack(ref))
     assert torch.autograd.gradcheck(lambda a, c: exp_filter(a, 0.7, carry=c),
                                     (u[:9].clone().requires_grad_(), carry.clone().requires_grad_()))
+    # wide rows take the per-ms loop, narrow ones the blocked matmul (here with several blocks): same result
+    wide = torch.randn(70, 300, dtype=torch.float64, requires_grad=True)
+    ref_w = [wide[0]]
+    for t in range(1, 70):
+        ref_w.append(0.9 * ref_w[-1] + wide[t])
+    ref_w = torch.stack(ref_w)
+    torch.testing.assert_close(exp_filter(wide, 0.9), ref_w)
+    torch.testing.assert_close(exp_filter(wide[:, :5], 0.9), ref_w[:, :5])
+    g = torch.randn(70, 300, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad((exp_filter(wide, 0.9) * g).sum(), wide)[0],
+                               torch.autograd.grad((ref_w * g).sum(), wide)[0])
 
 
 def test_elm_recurrence_gradcheck_including_state():

@@ -59,33 +59,72 @@ class _EventProjection(torch.autograd.Function):
         return dw, None, None
 
 
+#: Rows (batch x channels) up to which :func:`exp_filter` uses the blocked matmul; wider rows use the
+#: per-ms loop. Measured here (1 thread, T = 2000, 30 channels): batch 1 blocked 0.76 ms vs loop 12 ms;
+#: batch 8: 7 ms vs 10 ms; batch 256: 462 ms vs 103 ms.
+BLOCKED_MAX_WIDTH = 256
+_BLOCK = 32
+
+
+def _decay_matrix(n: int, kappa: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(n, n) lower-triangular ``kappa ** (i - j)``; powers below 1e-30 are set to 0 (no denormals)."""
+    i = torch.arange(n, dtype=torch.float64)
+    lag = i.view(-1, 1) - i.view(1, -1)
+    p = torch.where(lag >= 0, torch.tensor(kappa, dtype=torch.float64) ** lag.clamp_min(0), torch.zeros(()))
+    p[p < 1e-30] = 0.0
+    return p.to(dtype=dtype, device=device)
+
+
+def _filter_blocked(u: torch.Tensor, kappa: float) -> torch.Tensor:
+    """Blocks of ``_BLOCK`` ms filtered by one matmul with the decay matrix, block ends chained (no grad)."""
+    t = u.shape[0]
+    n = min(_BLOCK, t)
+    nb = -(-t // n)
+    pad = nb * n - t
+    up = F.pad(u, (0, 0, 0, pad)) if pad else u
+    y = torch.matmul(_decay_matrix(n, kappa, u.dtype, u.device), up.view(nb, n, -1))  # (nb, n, R)
+    if nb > 1:
+        ends = y[:, -1].clone()
+        kn = kappa ** n
+        if nb <= 512:
+            ends = torch.matmul(_decay_matrix(nb, kn, u.dtype, u.device), ends)
+        else:
+            for j in range(1, nb):
+                ends[j].add_(ends[j - 1], alpha=kn)
+        head = torch.tensor(kappa, dtype=torch.float64) ** torch.arange(1, n + 1, dtype=torch.float64)
+        y[1:] += head.to(dtype=u.dtype, device=u.device).view(1, n, 1) * ends[:-1].unsqueeze(1)
+    y = y.reshape(nb * n, -1)
+    return y[:t] if pad else y
+
+
+def _filter_loop(u: torch.Tensor, kappa: float) -> torch.Tensor:
+    """One in-place multiply-add per ms (no grad)."""
+    y = u.clone()
+    rows = y.unbind(0)
+    for prev, cur in zip(rows[:-1], rows[1:]):
+        cur.add_(prev, alpha=kappa)
+    return y
+
+
+def _filter(u: torch.Tensor, kappa: float) -> torch.Tensor:
+    return _filter_blocked(u, kappa) if u.shape[1] <= BLOCKED_MAX_WIDTH else _filter_loop(u, kappa)
+
+
 class _ExpFilter(torch.autograd.Function):
     """``y[t] = kappa * y[t-1] + u[t]`` along dim 0 of a (T, R) tensor; backward: the same filter run backwards
     in time on the gradient, ``g_u[t] = g_y[t] + kappa * g_u[t+1]``."""
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, kappa: float, threads: int):  # type: ignore[override]
-        ctx.threads = threads
+        ctx.threads, ctx.kappa = threads, kappa
         with loop_threads(threads, u.device):
-            return _ExpFilter.run(ctx, u, kappa)
-
-    @staticmethod
-    def run(ctx, u: torch.Tensor, kappa: float) -> torch.Tensor:
-        y = u.clone()
-        rows = y.unbind(0)
-        for prev, cur in zip(rows[:-1], rows[1:]):
-            cur.add_(prev, alpha=kappa)
-        ctx.kappa = kappa
-        return y
+            return _filter(u.contiguous(), kappa)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         with loop_threads(ctx.threads, g.device):
-            gu = g.contiguous().clone()
-            rows = gu.unbind(0)
-            for nxt, cur in zip(rows[:0:-1], rows[-2::-1]):
-                cur.add_(nxt, alpha=ctx.kappa)
+            gu = _filter(g.flip(0).contiguous(), ctx.kappa).flip(0)
         return gu, None, None
 
 
@@ -93,10 +132,10 @@ def exp_filter(u: torch.Tensor, kappa: float, carry: torch.Tensor | None = None,
     """The causal exponential filter ``y[t] = kappa * y[t-1] + u[t]`` along dim 0 of ``u`` (time, ...), with
     ``y[-1] = carry`` (zeros when None; shape ``u.shape[1:]``). Exact; differentiable in ``u`` and ``carry``.
 
-    One in-place multiply-add per ms over the whole (batch x channels) row, forward and backward (a
-    hand-written backward: the reverse-time filter of the gradient). Measured here, this beats a blocked
-    matmul with the decay matrix by 10-30x on CPU: the work is 1 multiply-add per element instead of the
-    block length, and the per-ms call costs ~1-3 us. ``threads``: see :func:`loop_threads` (0: unchanged)."""
+    Narrow rows (batch x channels <= :data:`BLOCKED_MAX_WIDTH`): blocks of 32 ms filtered by one matmul with
+    the decay matrix and chained (32 multiply-adds per element, few calls); wider rows: one in-place
+    multiply-add per ms over the whole row (1 multiply-add per element, T calls). Backward (hand-written):
+    the same filter run backwards in time on the gradient. ``threads``: see :func:`loop_threads`."""
     t = u.shape[0]
     if t == 0:
         return u
