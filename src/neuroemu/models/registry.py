@@ -18,6 +18,9 @@ __all__ = ["FAMILIES", "family_names", "config_class", "model_class", "model_con
 #: family name -> (module, config class, model class). Modules are imported on first use.
 FAMILIES: dict[str, tuple[str, str, str]] = {
     "tcn": ("neuroemu.models.tcn", "TCNConfig", "TCN"),
+    "elm": ("neuroemu.models.elm", "ELMConfig", "ELM"),
+    "branch-elm": ("neuroemu.models.elm", "BranchELMConfig", "BranchELM"),
+    "lstm": ("neuroemu.models.lstm", "LSTMConfig", "LSTMEmulator"),
 }
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SparseEvents", "sparse_events", "sparse_causal_conv1d", "SparseCausalConv1d",
-           "dense_causal_conv1d", "event_layout_weight"]
+           "dense_causal_conv1d", "event_layout_weight", "causal_conv1d_dispatch", "use_events"]
 
 
 class SparseEvents:
@@ -224,6 +224,50 @@ def dense_causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return F.conv1d(F.pad(xt, (k - 1, 0)), weight, bias)
 
 
+def use_events(x: torch.Tensor | SparseEvents, mode: str, dense_macs: float, max_sparse_density: float = 0.05,
+               min_sparse_macs: float = 0.0) -> SparseEvents | None:
+    """The events to compute a layer from, or None to compute it densely, for ``mode`` ``"sparse"`` (always
+    events), ``"dense"`` (never) or ``"auto"`` (events on CPU when at most ``max_sparse_density`` of the bins
+    are non-zero, the input needs no gradient and the dense work ``dense_macs`` is at least
+    ``min_sparse_macs``; never on GPUs). Event input in dense mode is expanded by the caller."""
+    if isinstance(x, SparseEvents):
+        if mode == "dense" or (mode == "auto" and x.rows.is_cuda):
+            return None
+        return x
+    if mode == "dense":
+        return None
+    if mode == "sparse":
+        return sparse_events(x)
+    if x.is_cuda or x.requires_grad or dense_macs < min_sparse_macs:
+        return None
+    ev = sparse_events(x)
+    return ev if ev.density <= max_sparse_density else None
+
+
+def causal_conv1d_dispatch(x: torch.Tensor | SparseEvents, weight: torch.Tensor, bias: torch.Tensor | None,
+                           mode: str = "auto", max_sparse_density: float = 0.05,
+                           min_sparse_macs: float = 0.0) -> torch.Tensor:
+    """Causal conv of (batch, time, in) input or events with ``weight`` (out, in, K), computed event-driven or
+    densely as :func:`use_events` decides (the rule of :class:`SparseCausalConv1d`) -> (batch, out, time)."""
+    out_ch, in_ch, k = weight.shape
+    if isinstance(x, SparseEvents):
+        if x.channels != in_ch:
+            raise ValueError(f"events have {x.channels} channels, the layer expects {in_ch}")
+        if mode == "dense" or (mode == "auto" and x.rows.is_cuda):
+            return dense_causal_conv1d(x.to_dense(weight.dtype), weight, bias)
+        return sparse_causal_conv1d(x, weight, bias)
+    if x.dim() != 3 or x.shape[-1] != in_ch:
+        raise ValueError(f"expected input (batch, time, {in_ch}), got {tuple(x.shape)}")
+    if mode == "sparse":
+        return sparse_causal_conv1d(x, weight, bias)
+    if mode == "auto":
+        macs = x.shape[0] * x.shape[1] * in_ch * k * out_ch
+        ev = use_events(x, mode, macs, max_sparse_density, min_sparse_macs)
+        if ev is not None:
+            return sparse_causal_conv1d(ev, weight, bias)
+    return dense_causal_conv1d(x, weight, bias)
+
+
 class SparseCausalConv1d(nn.Module):
     """First TCN layer: causal conv of (batch, time, in) spike input, dense or event-driven.
 
@@ -260,27 +304,8 @@ class SparseCausalConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor | SparseEvents) -> torch.Tensor:
         """(batch, time, in) dense input or :class:`SparseEvents` -> (batch, out, time)."""
-        if isinstance(x, SparseEvents):
-            if x.channels != self.in_channels:
-                raise ValueError(f"events have {x.channels} channels, the layer expects {self.in_channels}")
-            if self.mode == "dense" or (self.mode == "auto" and x.rows.is_cuda):
-                return dense_causal_conv1d(x.to_dense(self.weight.dtype), self.weight, self.bias)
-            return sparse_causal_conv1d(x, self.weight, self.bias)
-        if x.dim() != 3 or x.shape[-1] != self.in_channels:
-            raise ValueError(f"expected input (batch, time, {self.in_channels}), got {tuple(x.shape)}")
-        mode = self.mode
-        if mode == "auto":
-            macs = x.shape[0] * x.shape[1] * self.in_channels * self.kernel_size * self.out_channels
-            if x.is_cuda or x.requires_grad or macs < self.min_sparse_macs:
-                mode = "dense"
-            else:
-                ev = sparse_events(x)
-                if ev.density <= self.max_sparse_density:
-                    return sparse_causal_conv1d(ev, self.weight, self.bias)
-                mode = "dense"
-        if mode == "sparse":
-            return sparse_causal_conv1d(x, self.weight, self.bias)
-        return dense_causal_conv1d(x, self.weight, self.bias)
+        return causal_conv1d_dispatch(x, self.weight, self.bias, self.mode, self.max_sparse_density,
+                                      self.min_sparse_macs)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

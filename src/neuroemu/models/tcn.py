@@ -7,6 +7,11 @@ whitened principal components of the dendritic voltages. Receptive field ``T = s
 
 The first layer may run event-driven (:mod:`neuroemu.models.sparse_conv`), which is much faster on
 CPU for spike input with ~1% occupancy; it is numerically the same layer.
+
+``first_layer_type="factorized"`` replaces the free first-layer kernels by a morphology-aware factorization
+(:mod:`neuroemu.models.factorized`): ``W[o, c, k] = sum_p A[o, c, p] phi[g(c), p, k]``, P ``profiles`` per
+channel group g (from the segment table, ``group_by``). First-layer parameters ``out * in * P + G * P * K +
+out`` instead of ``out * in * K + out``; dense FLOPs ``2 in P (K + out) + out`` instead of ``2 in out K``.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from torch import nn
 
 from neuroemu.errors import ConfigError
 from neuroemu.models.base import PRECISIONS, EmulatorModel, ModelConfig, ModelOutput, check_precision
+from neuroemu.models.factorized import GROUP_BY, FactorizedCausalConv1d, channel_groups
 from neuroemu.models.sparse_conv import SparseCausalConv1d, SparseEvents
 
 __all__ = ["TCNConfig", "TCN", "TCNOutput", "default_kernels", "PRECISIONS", "check_precision"]
@@ -64,6 +70,12 @@ class TCNConfig(ModelConfig):
     ``kernels``: one kernel length (ms) per layer (``None``: :func:`default_kernels`). ``widths``: one
     width per layer (``None``: ``width`` everywhere). ``first_layer``: ``"auto"`` / ``"sparse"`` /
     ``"dense"`` (how the first layer is computed; the parameters are the same).
+
+    ``first_layer_type``: ``"free"`` (one kernel per unit x synapse; the published layer) or
+    ``"factorized"`` (:mod:`neuroemu.models.factorized`): ``profiles`` temporal profiles per channel group;
+    ``group_by``: ``"ei"``, ``"type"``, ``"region"`` (default), ``"section"`` (derived by :meth:`with_inputs`
+    from the dataset's segment table into ``channel_groups``) or ``"custom"`` (``channel_groups`` as given);
+    ``channel_groups``: the group of every input channel (None: a single group until :meth:`with_inputs`).
     """
 
     family: ClassVar[str] = "tcn"
@@ -84,6 +96,10 @@ class TCNConfig(ModelConfig):
     soma_init_std: float = 0.03
     dvt_init_std: float = 0.05
     first_layer: str = "auto"
+    first_layer_type: str = "free"
+    profiles: int = 4
+    group_by: str = "region"
+    channel_groups: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.kernels is None:
@@ -91,6 +107,8 @@ class TCNConfig(ModelConfig):
         self.kernels = [int(k) for k in self.kernels]
         if self.widths is not None:
             self.widths = [int(w) for w in self.widths]
+        if self.channel_groups is not None:
+            self.channel_groups = [int(g) for g in self.channel_groups]
         self.validate()
 
     def validate(self) -> "TCNConfig":
@@ -114,7 +132,48 @@ class TCNConfig(ModelConfig):
             raise ConfigError(f"TCNConfig.head_init must be 'truncated_normal' or 'normal', got {self.head_init!r}")
         if self.first_layer not in ("auto", "dense", "sparse"):
             raise ConfigError(f"TCNConfig.first_layer must be 'auto', 'dense' or 'sparse', got {self.first_layer!r}")
+        if self.first_layer_type not in ("free", "factorized"):
+            raise ConfigError(f"TCNConfig.first_layer_type must be 'free' or 'factorized', got {self.first_layer_type!r}")
+        if self.profiles < 1:
+            raise ConfigError(f"TCNConfig.profiles must be >= 1, got {self.profiles}")
+        if self.group_by not in GROUP_BY:
+            raise ConfigError(f"TCNConfig.group_by must be one of {GROUP_BY}, got {self.group_by!r}")
+        if self.first_layer_type == "factorized" and self.channel_groups is not None:
+            g = self.channel_groups
+            if len(g) != self.n_inputs or min(g, default=0) < 0:
+                raise ConfigError(f"TCNConfig.channel_groups must give a group >= 0 for each of the n_inputs="
+                                  f"{self.n_inputs} channels, got {len(g)} entries")
+        if self.first_layer_type == "factorized" and self.group_by == "custom" and self.channel_groups is None:
+            raise ConfigError("TCNConfig.group_by='custom' needs channel_groups")
         return self
+
+    def with_inputs(self, n_inputs: int, **dataset_facts: Any) -> "TCNConfig":
+        """This config for a dataset of ``n_inputs`` channels. A factorized first layer gets its
+        ``channel_groups`` from the dataset's segment table (``segments``) and ``n_exc`` by ``group_by``
+        (kept as given for ``"custom"``); :class:`ConfigError` when the table does not allow the grouping."""
+        n_inputs = int(n_inputs)
+        if self.first_layer_type != "factorized":
+            return self.replace(n_inputs=n_inputs)
+        if self.group_by == "custom":
+            return self.replace(n_inputs=n_inputs)
+        n_exc = dataset_facts.get("n_exc")
+        groups = channel_groups(n_inputs, None if n_exc is None else int(n_exc), dataset_facts.get("segments"),
+                                self.group_by)
+        return self.replace(n_inputs=n_inputs, channel_groups=groups)
+
+    @property
+    def factorized(self) -> bool:
+        """True for a factorized first layer."""
+        return self.first_layer_type == "factorized"
+
+    @property
+    def n_groups(self) -> int:
+        """Channel groups of a factorized first layer (1 while ``channel_groups`` is None)."""
+        return max(self.channel_groups) + 1 if self.channel_groups else 1
+
+    def first_layer_groups(self) -> list[int]:
+        """The group of every input channel for the factorized layer."""
+        return list(self.channel_groups) if self.channel_groups is not None else [0] * self.n_inputs
 
     @property
     def layer_widths(self) -> list[int]:
@@ -133,17 +192,23 @@ class TCNConfig(ModelConfig):
 
     @property
     def name(self) -> str:
-        """Published-style name, e.g. ``TCN_7x128x153`` or ``FCN_1x128x43``."""
+        """Published-style name, e.g. ``TCN_7x128x153`` or ``FCN_1x128x43``; ``_fact<P>`` appended for a
+        factorized first layer (``TCN_7x128x153_fact4``)."""
         widths = self.layer_widths
         mean_w = round(sum(widths) / len(widths))
-        return f"{'FCN' if self.is_fcn else 'TCN'}_{self.depth}x{mean_w}x{self.receptive_field}"
+        name = f"{'FCN' if self.is_fcn else 'TCN'}_{self.depth}x{mean_w}x{self.receptive_field}"
+        return f"{name}_fact{self.profiles}" if self.factorized else name
 
     @property
     def n_parameters(self) -> int:
-        """Number of trainable parameters (convolutions, BatchNorm scale/shift, heads)."""
+        """Number of trainable parameters (convolutions, BatchNorm scale/shift, heads); a factorized first
+        layer has ``out * in * P + G * P * K + out``."""
         n, c_in = 0, self.n_inputs
-        for w, k in zip(self.layer_widths, self.kernels):
-            n += c_in * w * k + w
+        for i, (w, k) in enumerate(zip(self.layer_widths, self.kernels)):
+            if i == 0 and self.factorized:
+                n += w * c_in * self.profiles + self.n_groups * self.profiles * k + w
+            else:
+                n += c_in * w * k + w
             if self.batchnorm:
                 n += 2 * w
             c_in = w
@@ -153,10 +218,14 @@ class TCNConfig(ModelConfig):
     @property
     def flops_per_ms(self) -> float:
         """Dense inference FLOPs per ms: ``2 * c_in * width * K`` per layer plus the heads (the published
-        7x128x153 network: ~17 MFLOP per ms)."""
+        7x128x153 network: ~17 MFLOP per ms); a factorized first layer ``2 in P (K + out)`` (its dense
+        order: profile filtering, then mixing) in place of ``2 in out K``."""
         f, c_in = 0, self.n_inputs
-        for w, k in zip(self.layer_widths, self.kernels):
-            f += 2 * c_in * w * k + (4 * w if self.batchnorm else w)
+        for i, (w, k) in enumerate(zip(self.layer_widths, self.kernels)):
+            if i == 0 and self.factorized:
+                f += 2 * c_in * self.profiles * (k + w) + (4 * w if self.batchnorm else w)
+            else:
+                f += 2 * c_in * w * k + (4 * w if self.batchnorm else w)
             c_in = w
         return float(f + 2 * c_in * (2 + self.n_dendritic_components))
 
@@ -193,7 +262,11 @@ class TCN(EmulatorModel):
     def __init__(self, config: TCNConfig) -> None:
         super().__init__(config)
         widths = config.layer_widths
-        self.first = SparseCausalConv1d(config.n_inputs, widths[0], config.kernels[0], mode=config.first_layer)
+        if config.factorized:
+            self.first = FactorizedCausalConv1d(config.n_inputs, widths[0], config.kernels[0],
+                                                config.first_layer_groups(), config.profiles, mode=config.first_layer)
+        else:
+            self.first = SparseCausalConv1d(config.n_inputs, widths[0], config.kernels[0], mode=config.first_layer)
         self.convs = nn.ModuleList()
         for i in range(1, config.depth):
             self.convs.append(nn.Conv1d(widths[i - 1], widths[i], config.kernels[i]))
@@ -209,7 +282,11 @@ class TCN(EmulatorModel):
     def reset_parameters(self) -> None:
         """Published initialisation: truncated normal kernels (std 0.002), zero biases, head inits of 8.2."""
         cfg = self.config
+        if isinstance(self.first, FactorizedCausalConv1d):
+            self.first.reset_parameters(cfg.kernel_init_std, cfg.first_bias_init)
         for i, conv in enumerate([self.first, *self.convs]):
+            if isinstance(conv, FactorizedCausalConv1d):
+                continue
             _trunc_normal_(conv.weight, cfg.kernel_init_std)
             nn.init.constant_(conv.bias, cfg.first_bias_init if i == 0 else 0.0)
         heads = [(self.spike_head, cfg.spike_init_std, cfg.spike_bias_init), (self.soma_head, cfg.soma_init_std, 0.0)]
@@ -241,8 +318,11 @@ class TCN(EmulatorModel):
         return self.kernel_weights()
 
     def kernel_weights(self) -> list[torch.Tensor]:
-        """The convolution kernels (the tensors the published L2 penalty applies to)."""
-        ws = [self.first.weight] + [c.weight for c in self.convs] + [self.spike_head.weight, self.soma_head.weight]
+        """The convolution kernels (the tensors the published L2 penalty applies to); a factorized first layer
+        contributes its coefficients and profiles."""
+        first = [self.first.coeff, self.first.profiles] if isinstance(self.first, FactorizedCausalConv1d) \
+            else [self.first.weight]
+        ws = first + [c.weight for c in self.convs] + [self.spike_head.weight, self.soma_head.weight]
         if self.dvt_head is not None:
             ws.append(self.dvt_head.weight)
         return ws
