@@ -92,6 +92,52 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _learning_curve_config(args: argparse.Namespace):
+    from neuroemu.config import read_config_file
+    from neuroemu.study.learning_curve import LearningCurveConfig
+
+    base = read_config_file(args.config, "LearningCurveConfig") if args.config else {}
+    for name, value in (("models", args.models), ("fractions", args.fractions), ("preset", args.preset),
+                        ("seed", args.seed), ("patience", args.patience), ("split", args.split)):
+        if value is not None:
+            base[name] = value
+    if args.max_steps is not None or args.max_minutes is not None:
+        base["budget_steps"] = args.max_steps
+        base["budget_minutes"] = args.max_minutes
+    try:
+        return LearningCurveConfig.from_dict(base)
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}" if args.config else str(e)) from None
+
+
+def _cmd_learning_curve(args: argparse.Namespace) -> int:
+    from neuroemu.study.learning_curve import run_learning_curve
+
+    cfg = _learning_curve_config(args)
+    if not Path(args.data).is_dir():
+        raise ConfigError(f"--data {args.data}: not a directory")
+    doc = run_learning_curve(args.data, cfg, args.out, test_data=args.test_data, workers=args.workers,
+                             threads=args.threads, scheduler=args.scheduler, train=not args.no_train)
+    print(f"learning curve {doc['status']}: {len(doc['rows'])} runs; table {Path(args.out) / 'learning_curve.csv'}",
+          file=sys.stderr)
+    if not args.no_report:
+        from neuroemu.report import make_report
+
+        print(f"report: {make_report(args.out)}", file=sys.stderr)
+    return 0 if doc["status"] == "complete" else 2
+
+
 def register(subparsers) -> None:
     """Add the ``sweep``, ``study``, ``quickstart`` and ``report`` subcommands."""
     p = subparsers.add_parser(
@@ -121,6 +167,36 @@ def register(subparsers) -> None:
     p.add_argument("--no-figures", action="store_true", help="do not write OUT/figures")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report")
     p.set_defaults(func=_cmd_sweep)
+
+    p = subparsers.add_parser(
+        "learning-curve", help="how much data each emulator needs: accuracy against the amount of training data",
+        description="Train every model (model specs: tcn:7x128, branch-elm:15, elm:20, lstm:50, a bare family name "
+                    "for its default size, FAMILY:SIZE@field=value for other fields) on nested fractions of the "
+                    "training trials (the same validation and test trials for all), early-stop each on its "
+                    "validation AUC, score it on the test trials by the published protocol, and write "
+                    "OUT/learning_curve.csv, OUT/learning_curve.json, OUT/figures/learning_curve.png and "
+                    "OUT/report/index.html. Resumable and parallel like 'sweep'.")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset directory (from 'neuroemu simulate')")
+    p.add_argument("--out", required=True, metavar="LC", help="learning-curve directory (created or resumed)")
+    p.add_argument("--models", type=_str_list, metavar="SPEC,SPEC,...",
+                   help="model specs (default tcn:1x128,tcn:7x128,branch-elm:15)")
+    p.add_argument("--fractions", type=_float_list, metavar="F1,F2,...",
+                   help="fractions of the training trials, each in (0, 1] (default 0.125,0.25,0.5,1)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="training steps per run (default 2000)")
+    p.add_argument("--max-minutes", type=float, metavar="M", help="training minutes per run")
+    p.add_argument("--patience", type=int, metavar="K",
+                   help="stop a run after K validations without improvement (default 5)")
+    p.add_argument("--test-data", metavar="DIR", help="a separate test dataset (all its trials are scored)")
+    p.add_argument("--split", choices=["random", "stratified"], help="how trials are split (default random)")
+    p.add_argument("--preset", choices=["modern", "published"], help="training preset (default modern)")
+    p.add_argument("--seed", type=int, help="seed of split, subsets, initialisation and sampling (default 0)")
+    p.add_argument("--config", metavar="FILE", help="LearningCurveConfig as YAML/JSON (flags override it)")
+    p.add_argument("--workers", type=int, metavar="N", help="runs trained in parallel (default: one per core)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads per training process (default cores/N)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (shared file system needed)")
+    p.add_argument("--no-train", action="store_true", help="train nothing: tabulate what has finished")
+    p.add_argument("--no-report", action="store_true", help="do not write OUT/report")
+    p.set_defaults(func=_cmd_learning_curve)
 
     p = subparsers.add_parser(
         "study", help="the published comparison: NMDA vs AMPA L5PC vs integrate-and-fire, end to end",

@@ -138,6 +138,15 @@ class ELMConfig(ModelConfig):
         if self.loop_threads < 0:
             raise ConfigError(f"{name}.loop_threads must be >= 0, got {self.loop_threads}")
 
+    @classmethod
+    def from_spec(cls, size: str) -> "ELMConfig":
+        """The size part of a model spec is the number of memory units (``elm:20``, ``branch-elm:15``)."""
+        if not size:
+            return cls()
+        if not size.isdigit() or int(size) < 1:
+            raise ConfigError(f"{cls.family} size {size!r}: expected the number of memory units, e.g. 15")
+        return cls(memory_units=int(size))
+
     def validate(self) -> "ELMConfig":
         """Check every field, including those that depend on ``n_inputs``; raise :class:`ConfigError`."""
         super().validate()
@@ -520,6 +529,11 @@ class ELM(EmulatorModel):
                                                                                        dtype=torch.float64)
                 drive = drive + decay.to(drive.dtype).to(dev).view(-1, 1, 1) * carry.unsqueeze(0)
             return drive
+
+    def accepts_events(self, device: torch.device) -> bool:
+        """Spike lists go straight into the input projection on a CPU (``input_mode`` auto or sparse)."""
+        mode = self.config.input_mode
+        return mode == "sparse" or (mode == "auto" and torch.device(device).type == "cpu")
 
     def forward(self, x: torch.Tensor | SparseEvents, state: ELMState | None = None) -> ModelOutput:
         """x: (batch, time, n_inputs) spikes (any dtype) or :class:`SparseEvents`; ``state``: the

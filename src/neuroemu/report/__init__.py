@@ -20,6 +20,7 @@ _KINDS = {
     "run.json": ("run", "neuroemu.report.run_report", "report_run"),
     "sweep.json": ("sweep", "neuroemu.report.sweep_report", "report_sweep"),
     "study.json": ("study", "neuroemu.report.study_report", "report_study"),
+    "learning_curve.json": ("learning-curve", "neuroemu.report.curve_report", "report_learning_curve"),
 }
 
 
