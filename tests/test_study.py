@@ -199,14 +199,19 @@ def test_findings_compare_somatic_voltage_beside_spikes():
 
 
 def test_study_scales_and_plan():
-    assert set(SCALES) == {"tiny", "small", "paper"}
+    assert set(SCALES) == {"tiny", "small", "medium", "paper"}
     paper = study_plan(StudyConfig.for_scale("paper"))
-    assert paper["cells"]["nmda"]["configurations"] == 8 * 5 * 6 + 6  # + the single linear unit per T
-    assert paper["cells"]["nmda"]["names"][-1] == "1x1x240_linear"
+    assert paper["cells"]["nmda"]["configurations"] == 8 * 5 * 6 + 6 + 2  # + the linear unit per T + 2 Branch-ELMs
+    assert paper["cells"]["nmda"]["names"][-3] == "1x1x240_linear"
     assert paper["cells"]["nmda"]["trials"] == 10000 and paper["simulation_core_hours_est"] > 100
     tiny = study_plan(StudyConfig.for_scale("tiny"))
-    assert tiny["cells"]["iaf"]["configurations"] == 3 * 3 + 1 and tiny["simulation_core_hours_est"] < 0.2
-    assert tiny["cells"]["iaf"]["names"][-1] == "1x1x40_linear"  # the published single linear unit
+    assert tiny["cells"]["iaf"]["configurations"] == 3 * 3 + 1 + 1 and tiny["simulation_core_hours_est"] < 0.2
+    assert tiny["cells"]["iaf"]["names"][-2] == "1x1x40_linear"  # the published single linear unit
+    assert tiny["cells"]["iaf"]["names"][-1] == "branch-elm_2_routingsequential"  # another family
+    assert tiny["training_runs"] == sum(c["configurations"] for c in tiny["cells"].values()) * 2  # two data sizes
+    medium = study_plan(StudyConfig.for_scale("medium"))
+    pool_hours = medium["cells"]["nmda"]["trials"] * 0.9 * 6 / 3600  # the training part of the pool
+    assert pool_hours >= 1.0 and medium["cells"]["nmda"]["test_trials"] >= 60
     with pytest.raises(ConfigError, match="scale"):
         StudyConfig.for_scale("huge")
     with pytest.raises(ConfigError, match="cells"):
@@ -217,7 +222,8 @@ def test_study_scales_and_plan():
 def test_study_end_to_end_tiny(tmp_path):
     """Datasets for nmda, ampa (very short L5PC trials) and iaf, three sweeps, findings, figures, report."""
     cfg = StudyConfig.for_scale("tiny", l5pc_trials=4, l5pc_duration_ms=300, iaf_trials=12, iaf_duration_ms=1000,
-                                depths=[1, 2], widths=[2], iaf_widths=[1, 2], budget_steps=10)
+                                depths=[1, 2], widths=[2], iaf_widths=[1, 2], budget_steps=10, fractions=[1.0],
+                                models=[], iaf_models=[])
     out = tmp_path / "study"
     doc = run_study("tiny", out, config=cfg, workers=1, threads=1, sim_workers=1, log=lambda m: None)
     assert doc["status"] == "complete"
@@ -273,3 +279,41 @@ def test_cli_study_dry_run(capsys):
     assert main(["study", "--scale", "small", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["config"]["scale"] == "small" and plan["plan"]["cells"]["ampa"]["configurations"] == 11  # 5 depths x 2 widths + the linear unit
+
+
+@pytest.mark.e2e
+def test_study_data_axis_with_a_separate_test_set(tmp_path):
+    """I&F only: a training pool and a separate test set, two data sizes, a Branch-ELM beside the TCN grid; the
+    findings hold the data-scaling rows, the paired depth gain at each size with its CI, the fit and the FCI."""
+    cfg = StudyConfig.for_scale("tiny", cells=["iaf"], iaf_trials=16, iaf_duration_ms=1000, iaf_test_trials=12,
+                                depths=[1, 2], iaf_widths=[2], budget_steps=20, fractions=[0.5, 1.0],
+                                split_fractions=[0.8, 0.2, 0.0], ci_level=0.8, n_boot=100,
+                                iaf_models=["branch-elm:2@routing=sequential"])
+    out = tmp_path / "study"
+    doc = run_study("tiny", out, config=cfg, workers=1, threads=1, sim_workers=1, log=lambda m: None)
+    assert doc["status"] == "complete" and doc["test_sets"]["iaf"]["traces"] == 12
+    assert {r["fraction"] for r in doc["rows"]} == {0.5, 1.0}
+    f = doc["findings"]["cells"]["iaf"]
+    assert {r["fraction"] for r in f["data_scaling"]} == {0.5, 1.0}
+    assert {r["family"] for r in f["data_scaling"]} == {"tcn", "branch-elm"}
+    gains = f["depth_gain_by_data"]
+    assert [g["fraction"] for g in gains] == [0.5, 1.0]
+    assert all(g["ci_low"] <= g["delta_auc"] <= g["ci_high"] and g["n_traces"] >= 10 for g in gains)
+    assert f["depth_gain_fit"]["extrapolation"]["train_hours"] == 20.0
+    assert f["fci_ci"][0] <= f["fci"] <= f["fci_ci"][1]
+    for name in ("figures/data_scaling.png", "figures/depth_gain_by_data.png", "report/index.html"):
+        assert (out / name).is_file(), name
+    status = main(["study", "--scale", "tiny", "--out", str(out), "--status"])
+    assert status == 0
+
+
+def test_study_refuses_a_test_set_too_small_for_the_ci(tmp_path):
+    from neuroemu.dataset.format import DatasetConfig
+    from neuroemu.dataset.runner import build_dataset
+    from neuroemu.study.study import check_test_set
+
+    cfg = StudyConfig.for_scale("tiny", cells=["iaf"], iaf_test_trials=8, ci_level=0.95)
+    build_dataset(DatasetConfig(cell={"kind": "iaf"}, n_trials=8, duration_ms=1000, seed=1), tmp_path / "t",
+                  workers=1, progress=False)
+    with pytest.raises(ConfigError, match="needs at least 40"):
+        check_test_set(cfg, "iaf", tmp_path / "t")

@@ -49,7 +49,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from neuroemu.study.study import StudyConfig, run_study, study_plan
+    from neuroemu.study.study import StudyConfig, format_status, run_study, study_plan, study_status
 
     from neuroemu.config import read_config_file
 
@@ -63,6 +63,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     cfg = from_file.replace(**flags) if flags else from_file
     if args.dry_run:
         print(json.dumps({"config": cfg.to_dict(), "plan": study_plan(cfg)}, indent=2))
+        return 0
+    if args.status:
+        if not args.out:
+            raise ConfigError("--status needs --out STUDY")
+        st = study_status(cfg, args.out)
+        print(json.dumps(st, indent=1) if args.json else format_status(st))
         return 0
     if not args.out:
         raise ConfigError("--out STUDY is required (or use --dry-run to print the plan)")
@@ -200,12 +206,16 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "study", help="the published comparison: NMDA vs AMPA L5PC vs integrate-and-fire, end to end",
-        description="Simulate datasets for the nmda and ampa L5PC variants and the integrate-and-fire neuron, "
-                    "sweep depth x width on each, and write OUT/study.json, OUT/study.csv, OUT/figures/summary.png "
-                    "and OUT/report/index.html with the findings (does each cell need depth?) and the smallest "
-                    "network reaching the target AUC. Scales: tiny (CI, minutes), small (a few hours on 2 "
-                    "cores), paper (the published scale; a cluster and GPUs). Resumable.")
-    p.add_argument("--scale", choices=["tiny", "small", "paper"], default="tiny", help="study scale (default tiny)")
+        description="Simulate a training pool and a separate test set for the nmda and ampa L5PC variants and the "
+                    "integrate-and-fire neuron, sweep depth x width (and other model families) on nested fractions "
+                    "of each pool, and write OUT/study.json, OUT/study.csv, OUT/figures/*.png and "
+                    "OUT/report/index.html with the findings: does each cell need depth, the paired gain from "
+                    "depth with its bootstrap CI at each amount of data, its fit and extrapolation, the FCI. "
+                    "Scales: tiny (CI, minutes), small (a few hours on 2 cores), medium (>= 1 h of data per L5PC "
+                    "variant, several sittings: see --status), paper (the published scale; a cluster and GPUs). "
+                    "Resumable: rerun the same command to continue.")
+    p.add_argument("--scale", choices=["tiny", "small", "medium", "paper"], default="tiny",
+                   help="study scale (default tiny)")
     p.add_argument("--out", metavar="STUDY", help="study directory (created or resumed)")
     p.add_argument("--target-auc", type=float, help="AUC the smallest network must reach (default per scale)")
     p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default per scale)")
@@ -216,6 +226,9 @@ def register(subparsers) -> None:
     p.add_argument("--sim-workers", type=int, metavar="N", help="simulation processes (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler for simulation and training")
     p.add_argument("--dry-run", action="store_true", help="print the configuration and plan, run nothing")
+    p.add_argument("--status", action="store_true",
+                   help="print what OUT holds and what is left, with an estimate of the time left; run nothing")
+    p.add_argument("--json", action="store_true", help="with --status: print JSON")
     p.add_argument("--no-train", action="store_true",
                    help="train nothing: findings, figures and report of the configurations finished so far")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report")

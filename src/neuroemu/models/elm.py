@@ -465,13 +465,19 @@ class ELM(EmulatorModel):
         return (self.config.n_inputs,)
 
     def reset_parameters(self) -> None:
-        """PyTorch's default Linear initialisation; synapse weights at ``synapse_weight_init`` (0.5); spike
-        readout bias ``spike_bias_init``, soma bias 0."""
+        """PyTorch's default Linear initialisation; synapse weights at ``synapse_weight_init`` (0.5); the spike
+        readout's weights at zero and its bias at ``spike_bias_init``, soma bias 0.
+
+        A zero spike readout lets the data choose the sign of each memory unit's vote; PyTorch's default draws
+        it at random, and a short run then often stays upside down (measured on the I&F dataset of a tiny
+        study, Branch-ELM d_m = 2 and 15, two seeds, 150 steps: best validation AUC 0.005-0.97 with the default,
+        0.995-0.997 with zero)."""
         for lin in (self.mlp_in, self.mlp_out, self.readout):
             lin.reset_parameters()
         if self.synapse_weight is not None:
             nn.init.constant_(self.synapse_weight, self.config.synapse_weight_init)
         with torch.no_grad():
+            self.readout.weight[0].zero_()
             self.readout.bias[0] = self.config.spike_bias_init
             self.readout.bias[1] = 0.0
 

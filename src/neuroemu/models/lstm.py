@@ -114,12 +114,14 @@ class LSTMEmulator(EmulatorModel):
 
     def reset_parameters(self) -> None:
         """PyTorch's default LSTM/Linear initialisation; ``bias_hh`` zero when ``single_bias``; forget-gate
-        bias ``forget_bias_init`` when set; spike readout bias ``spike_bias_init``, soma bias 0."""
+        bias ``forget_bias_init`` when set; the spike readout's weights at zero (the data choose their sign, see
+        :meth:`neuroemu.models.elm.ELM.reset_parameters`) and its bias ``spike_bias_init``, soma bias 0."""
         cfg = self.config
         self.lstm.reset_parameters()
         self.readout.reset_parameters()
         h = cfg.hidden
         with torch.no_grad():
+            self.readout.weight[0].zero_()
             for layer in range(cfg.layers):
                 b_ih = getattr(self.lstm, f"bias_ih_l{layer}")
                 b_hh = getattr(self.lstm, f"bias_hh_l{layer}")

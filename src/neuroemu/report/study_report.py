@@ -51,6 +51,52 @@ def findings_table(find: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _ci(v: Any, nd: int = 4) -> str:
+    return f"[{_num(v[0], nd)}, {_num(v[1], nd)}]" if isinstance(v, (list, tuple)) and len(v) == 2 else "n/a"
+
+
+def data_axis_section(doc: dict[str, Any]) -> Section | None:
+    """The data axis of a study: accuracy against training data, the paired gain from depth at each data size
+    with its CI, the fit and its extrapolation (labelled as such), the FCI of each cell's best emulator."""
+    from neuroemu.report import figures as F
+
+    find = doc.get("findings") or {}
+    cells = find.get("cells") or {}
+    gains = {c: f["depth_gain_by_data"] for c, f in cells.items() if f.get("depth_gain_by_data")}
+    scaling = [{**r, "model": f"{c}: {r['model'] if r.get('family') != 'tcn' else 'depth ' + str(r.get('depth'))}"}
+               for c, f in cells.items() for r in f.get("data_scaling") or []]
+    if not gains and not scaling:
+        return None
+    figs = []
+    if len({r["fraction"] for r in scaling}) > 1:
+        figs.append((F.learning_curve(scaling, title="test AUC against training data"),
+                     "Best network per depth (validation-selected) and every other family's network at each "
+                     "amount of training data; error bars: SD over test subsets."))
+    fits = {c: f.get("depth_gain_fit") for c, f in cells.items() if f.get("depth_gain_fit")}
+    if gains:
+        figs.append((F.depth_gain_by_data(gains, fits, 20.0),
+                     "Paired gain from depth: the validation-selected deep TCN minus the validation-selected "
+                     "one-layer TCN, both scored on the same test traces; bars: bootstrap CI over test traces. "
+                     "Dashed: least-squares fit against log10(hours); dotted: its extrapolation to the published "
+                     "~20 h, not a measurement."))
+    table = [{"cell": c, "train hours": g["train_hours"], "fraction": g["fraction"], "deep": g["deep"],
+              "one layer": g["shallow"], "gain (paired)": _num(g["delta_auc"]), "CI": _ci([g["ci_low"], g["ci_high"]]),
+              "test traces": g["n_traces"]} for c, rows in gains.items() for g in rows]
+    fit_rows = [{"cell": c, "slope per decade of hours": _num(f["slope_per_decade"]), "slope CI": _ci(f["slope_ci"]),
+                 "grows with data": f["grows_with_data"], "extrapolated gain at 20 h (extrapolation)":
+                     f"{_num(f['extrapolation']['delta_auc'])} {_ci(f['extrapolation']['ci'])}"}
+                for c, f in fits.items()]
+    fci_rows = [{"cell": c, "best emulator": (f.get("best_emulator") or {}).get("name"),
+                 "family": (f.get("best_emulator") or {}).get("family"),
+                 "test AUC": _num((f.get("best_emulator") or {}).get("spike_auc")),
+                 "FCI": _num(f.get("fci"), 3), "FCI CI": _ci(f.get("fci_ci"), 3)}
+                for c, f in cells.items() if f.get("fci") is not None]
+    tables = [t for t in (("paired gain from depth at each data size", table), ("fit of the gain against data",
+              fit_rows), ("functional complexity index of the best emulator (largest data size)", fci_rows)) if t[1]]
+    return Section("The data axis: does the gain from depth grow with data?", find.get("data_verdict", ""),
+                   figures=figs, tables=tables)
+
+
 def _dataset_table(datasets: dict[str, Any]) -> list[dict[str, Any]]:
     keys = ("n_trials", "duration_ms", "n_channels", "inputs_preset", "output_spikes", "output_rate_hz",
             "silent_trials", "simulation_s_per_simulated_s")
@@ -63,8 +109,9 @@ def study_sections(doc: dict[str, Any], study_dir: Path | None = None) -> list[S
     from neuroemu.report.sweep_report import done_rows, plot_rows, sweep_figures
 
     cfg = doc.get("config") or {}
-    rows = list(doc.get("rows") or [])
-    done = done_rows(rows)
+    all_fractions = list(doc.get("rows") or [])
+    rows = [r for r in all_fractions if r.get("fraction") in (None, 1.0)]  # the whole training pool
+    done = [r for r in done_rows(rows) if (r.get("family") or "tcn") == "tcn"]
     find = doc.get("findings") or {}
     target = float(cfg.get("target_auc", 0.99))
     lines = [f.get("summary", "") for f in (find.get("cells") or {}).values()]
@@ -91,6 +138,9 @@ def study_sections(doc: dict[str, Any], study_dir: Path | None = None) -> list[S
         secs.append(Section("Accuracy vs complexity (section 9.7)", "",
                             figures=[(F.complexity_panels(plot, group="cell", rf_range=rf),
                                       "Cumulative best over all configurations, pruned as in section 9.7.")]))
+    axis = data_axis_section(doc)
+    if axis is not None:
+        secs.append(axis)
     if doc.get("datasets"):
         secs.append(Section("Datasets", "One dataset per cell, simulated for this study.",
                             tables=[_dataset_table(doc["datasets"])]))

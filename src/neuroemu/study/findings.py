@@ -17,7 +17,8 @@ from neuroemu.results.findings import CellFindings, StudyFindings
 from neuroemu.results.rows import SweepRow, finite, read_rows
 from neuroemu.results.selection import finished, pick_best, smallest_reaching
 
-__all__ = ["EXPECTED_DEPTH_NEEDED", "EV_MARGIN", "study_findings", "findings", "brief", "min_depth_reaching"]
+__all__ = ["EXPECTED_DEPTH_NEEDED", "EV_MARGIN", "PUBLISHED_TRAIN_HOURS", "study_findings", "findings", "brief",
+           "min_depth_reaching", "data_axis", "paired_depth_gain"]
 
 #: What the published work found (reference 9.6): does the cell need a deep network? (``ampa_sk`` follows
 #: ``ampa``: the published comparison has no separate claim for it.)
@@ -175,3 +176,141 @@ def summary_line(cell: str, f: CellFindings, target: float) -> str:
     s += f"; smallest network with test AUC >= {target:g}: " + (
         f"{sm['name']} ({sm['n_parameters']} params, AUC {_fmt(sm['spike_auc'])})" if sm else "none")
     return s
+
+
+# ---------------------------------------------------------------------------------------------- the data axis
+#: Hours of training data of the published study, the target of the depth-gain extrapolation.
+PUBLISHED_TRAIN_HOURS = 20.0
+
+
+def _predictions(r: SweepRow):
+    from pathlib import Path
+
+    from neuroemu.evaluation.paired import load_predictions
+
+    path = Path(r.run_dir or "") / "test_predictions.npz"
+    return load_predictions(path) if path.is_file() else None
+
+
+def _ols(x, y):
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size < 2 or np.ptp(x) == 0:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
+
+
+def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+              extrapolate_hours: float = PUBLISHED_TRAIN_HOURS) -> dict[str, Any]:
+    """One cell's accuracy against training data, the paired gain from depth at each data size, its fit and
+    extrapolation, and the FCI of the best emulator (the fields of :class:`CellFindings` of the same names).
+
+    At each fraction of the training pool, the validation-selected deep TCN (depth > 1) and one-layer TCN are
+    compared on the same test traces: ``delta_auc`` with its paired bootstrap CI (``n_boot`` replicates at
+    ``level``, resampling test traces; the same replicates for every fraction). The fit is ordinary least
+    squares of the gain on log10(hours); its slope per decade, and the gain extrapolated to
+    ``extrapolate_hours``, get their CIs from the same replicates. ``grows_with_data``: the slope's CI lies
+    above 0. The FCI (reference 12.6) is that of the validation-selected best emulator of any family at the
+    largest data size, with the bootstrap CI of its AUC."""
+    import numpy as np
+
+    from neuroemu.evaluation.paired import bootstrap_aucs, fci, traces_needed
+
+    rows = [r for r in finished(rows) if r.fraction is not None]
+    out: dict[str, Any] = {}
+    fractions = sorted({float(r.fraction) for r in rows})
+    if not fractions:
+        return out
+    scaling = []
+    for f in fractions:
+        at = [r for r in rows if float(r.fraction) == f]
+        picks = [pick_best([r for r in at if r.family == "tcn" and r.depth == d])[0]
+                 for d in sorted({r.depth for r in at if r.family == "tcn" and r.depth is not None})]
+        picks += [r for r in at if r.family != "tcn"]
+        scaling += [{"train_hours": r.train_hours, "fraction": f, "train_trials": r.train_trials, "model": r.name,
+                     "family": r.family, "depth": r.depth, "n_parameters": r.n_parameters, "spike_auc": r.spike_auc,
+                     "spike_auc_sd": r.spike_auc_sd, "soma_explained_variance": r.soma_explained_variance}
+                    for r in picks if r is not None]
+    out["data_scaling"] = scaling
+    pairs, preds = [], []
+    for f in fractions:
+        at = [r for r in rows if float(r.fraction) == f and r.family == "tcn"]
+        deep, _ = pick_best([r for r in at if (r.depth or 0) > 1])
+        shallow, _ = pick_best([r for r in at if r.depth == 1])
+        if deep is None or shallow is None:
+            continue
+        pd, ps = _predictions(deep), _predictions(shallow)
+        if pd is None or ps is None:
+            continue
+        pairs.append((f, deep, shallow, len(preds)))
+        preds += [pd, ps]
+    best_all, _ = pick_best([r for r in rows if float(r.fraction) == fractions[-1]])
+    best_pred = _predictions(best_all) if best_all is not None else None
+    if best_pred is not None:
+        preds.append(best_pred)
+    if not preds:
+        return out
+    n_traces = preds[0].n_traces
+    if n_traces < traces_needed(level):
+        out["ci_note"] = (f"{n_traces} scored test traces: a {100 * level:g}% CI over traces needs at least "
+                          f"{traces_needed(level)}")
+        return out
+    full, reps = bootstrap_aucs(preds, n_boot, seed)
+    a = 100.0 * (1.0 - level) / 2.0
+
+    def ci(v):
+        v = v[np.isfinite(v)]
+        return [float(np.percentile(v, a)), float(np.percentile(v, 100.0 - a))] if v.size else [None, None]
+
+    gains = []
+    for f, deep, shallow, k in pairs:
+        lo, hi = ci(reps[:, k] - reps[:, k + 1])
+        gains.append({"train_hours": deep.train_hours, "fraction": f, "train_trials": deep.train_trials,
+                      "delta_auc": float(full[k] - full[k + 1]), "ci_low": lo, "ci_high": hi,
+                      "deep": deep.name, "deep_auc": float(full[k]), "shallow": shallow.name,
+                      "shallow_auc": float(full[k + 1]), "n_traces": n_traces})
+    out["depth_gain_by_data"] = gains
+    if len(gains) >= 2:
+        x = np.log10([g["train_hours"] for g in gains])
+        ks = [k for _, _, _, k in pairs]
+        slope, intercept = _ols(x, [g["delta_auc"] for g in gains])
+        boot = np.array([_ols(x, reps[b, ks] - reps[b, [k + 1 for k in ks]]) for b in range(reps.shape[0])])
+        at_target = boot[:, 1] + boot[:, 0] * np.log10(extrapolate_hours)
+        s_ci = ci(boot[:, 0])
+        out["depth_gain_fit"] = {
+            "model": "delta_auc = intercept + slope_per_decade * log10(train_hours) (least squares)",
+            "slope_per_decade": slope, "slope_ci": s_ci, "intercept": intercept,
+            "grows_with_data": bool(s_ci[0] is not None and s_ci[0] > 0),
+            "extrapolation": {"train_hours": extrapolate_hours, "delta_auc": intercept + slope * np.log10(extrapolate_hours),
+                              "ci": ci(at_target), "note": "an extrapolation of the fit beyond the data, not a "
+                                                           "measurement"},
+            "level": level, "n_boot": int(reps.shape[0]), "n_traces": n_traces}
+    if best_pred is not None:
+        auc = float(full[-1])
+        lo, hi = ci(reps[:, -1])
+        out["best_emulator"] = {**(brief(best_all) or {}), "family": best_all.family, "fraction": fractions[-1],
+                                "train_hours": best_all.train_hours, "auc_ci": [lo, hi]}
+        out["fci"] = fci(auc)
+        out["fci_ci"] = [fci(hi), fci(lo)] if lo is not None else [None, None]
+    return out
+
+
+def paired_depth_gain(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> dict[str, Any] | None:
+    """The validation-selected best TCN against the best one-layer TCN on the same test traces (the findings'
+    main comparison, paired): ``{"delta_auc", "ci": [low, high], "n_traces"}``, or None when predictions are
+    missing or the test set is too small for the CI."""
+    from neuroemu.evaluation.paired import paired_auc_difference, traces_needed
+
+    tcn = [r for r in finished(rows) if r.family == "tcn"]
+    best, _ = pick_best(tcn)
+    d1, _ = pick_best([r for r in tcn if r.depth == 1])
+    if best is None or d1 is None:
+        return None
+    pb, p1 = _predictions(best), _predictions(d1)
+    if pb is None or p1 is None or pb.n_traces < traces_needed(level):
+        return None
+    r = paired_auc_difference(pb, p1, n_boot, level, seed)
+    return {"delta_auc": r.value, "ci": [r.ci_low, r.ci_high], "n_traces": r.n_traces}
