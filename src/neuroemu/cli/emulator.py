@@ -79,8 +79,11 @@ def register(subparsers) -> None:
         description="Published evaluation (reference 9): overlapping 400-ms windows, first 500 ms dropped, traces "
                     "with 0-24 spikes, pooled 1-ms ROC AUC, TP at 0.1%%/0.25%% FP, soma RMSE/MAE/explained "
                     "variance after global calibration, SDs from 12 random 67%% subsets.")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory")
-    p.add_argument("--data", metavar="DIR", help="dataset (default: the run's own, its test split)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="RUN", help="run directory")
+    src.add_argument("--pretrained", metavar="NAME", help="a shipped emulator ('neuroemu pretrained list')")
+    p.add_argument("--data", metavar="DIR", help="dataset (default: the run's own, its test split; needed with "
+                                                 "--pretrained)")
     p.add_argument("--out", required=True, metavar="METRICS.json", help="where to write the metrics")
     p.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
                    help="trials to score (default test; a different dataset is scored entirely)")
@@ -102,7 +105,9 @@ def register(subparsers) -> None:
         description="Read IN.npz (keys exc_spikes, inh_spikes: int arrays (n, 2) of (channel, time ms), the "
                     "'neuroemu replay' format) and write OUT.npz with spike_prob and soma_v_pred_mv "
                     "(float32 per ms, mV).")
-    p.add_argument("--run", required=True, metavar="RUN", help="run directory (or checkpoint file)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="RUN", help="run directory (or checkpoint file)")
+    src.add_argument("--pretrained", metavar="NAME", help="a shipped emulator ('neuroemu pretrained list')")
     p.add_argument("--inputs", required=True, metavar="IN.npz", help="input spikes")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="output file")
     p.add_argument("--duration-ms", type=int, help="trace length (default: last input spike + 1)")
@@ -112,6 +117,15 @@ def register(subparsers) -> None:
                    help="inference precision: fp32 (default) or bf16 (about 2x faster on CPUs with AVX512-BF16)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.set_defaults(func=_cmd_predict)
+
+    p = subparsers.add_parser(
+        "pretrained", help="the emulators of the built-in cell shipped with neuroemu",
+        description="List the shipped emulators, or show one's card: what it emulates, how it was trained, on how "
+                    "much data, and its test metrics. Use them with 'predict --pretrained NAME', 'evaluate "
+                    "--pretrained NAME --data DIR' or neuroemu.pretrained.load(NAME).")
+    p.add_argument("action", choices=["list", "info"], help="list the names, or show one card (info NAME)")
+    p.add_argument("name", nargs="?", help="emulator name (for info)")
+    p.set_defaults(func=_cmd_pretrained)
 
 
 #: The options of each model family (argparse dest -> config field).
@@ -212,15 +226,44 @@ def _set_threads(n):
     set_threads(n)
 
 
+def _run_source(args) -> str:
+    """The run directory of ``--run`` or of ``--pretrained NAME``."""
+    if getattr(args, "pretrained", None):
+        from neuroemu.pretrained import path
+
+        return str(path(args.pretrained))
+    return args.run
+
+
+def _cmd_pretrained(args) -> int:
+    from neuroemu import pretrained
+
+    if args.action == "list":
+        names = pretrained.available()
+        for n in names:
+            c = pretrained.card(n)
+            print(f"{n:<16} {c.get('architecture')} ({c.get('n_parameters'):,} params), {c.get('cell', {}).get('variant')}"
+                  f" cell, test AUC {c.get('test', {}).get('spike_auc')}")
+        if not names:
+            print("no pretrained emulators in this installation", file=sys.stderr)
+        return 0
+    if not args.name:
+        raise ConfigError("pretrained info needs a NAME ('neuroemu pretrained list')")
+    print(json.dumps(pretrained.card(args.name), indent=1))
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from neuroemu.evaluation.protocol import EvaluationConfig, evaluate
 
     _set_threads(args.threads)
+    if args.pretrained and not args.data:
+        raise ConfigError("--pretrained needs --data DIR: the dataset to score the emulator on")
     if len(args.spike_range) != 2:
         raise ConfigError(f"--spike-range needs MIN,MAX, got {args.spike_range}")
     cfg = EvaluationConfig(mode="one_pass" if args.one_pass else "windows", spike_range=args.spike_range,
                            drop_first_ms=args.drop_first_ms, precision=args.precision)
-    res = evaluate(args.run, dataset=args.data, split=args.split, out=args.out, checkpoint=args.checkpoint,
+    res = evaluate(_run_source(args), dataset=args.data, split=args.split, out=args.out, checkpoint=args.checkpoint,
                    config=cfg, device=args.device, progress=not args.no_progress)
     keys = ["spike_auc", "spike_auc_sd", "tp_at_fp_0.001", "tp_at_fp_0.0025", "soma_rmse_mv", "soma_mae_mv",
             "soma_explained_variance", "n_traces", "n_spikes"]
@@ -236,7 +279,7 @@ def _cmd_predict(args) -> int:
     from neuroemu.models.emulator import Emulator
 
     _set_threads(args.threads)
-    emu = Emulator.load(args.run, checkpoint=args.checkpoint, device=args.device, precision=args.precision)
+    emu = Emulator.load(_run_source(args), checkpoint=args.checkpoint, device=args.device, precision=args.precision)
     inputs = InputSpikes.load_npz(args.inputs)
     out = emu.predict(inputs, duration_ms=args.duration_ms, source=str(args.inputs))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ def _sweep_config(args: argparse.Namespace):
 
     base = SweepConfig.from_file(args.config).to_dict() if args.config else {}
     for name, value in (("depths", args.depths), ("widths", args.widths), ("receptive_fields", args.receptive_fields),
-                        ("preset", args.preset), ("seed", args.seed), ("checkpoint", args.checkpoint)):
+                        ("preset", args.preset), ("seed", args.seed), ("checkpoint", args.checkpoint),
+                        ("models", args.models), ("train_fraction", args.train_fraction)):
         if value is not None:
             base[name] = value
     if args.budget is not None or args.budget_minutes is not None:
@@ -27,8 +28,8 @@ def _sweep_config(args: argparse.Namespace):
         base["budget_minutes"] = args.budget_minutes
     try:
         return SweepConfig.from_dict(base)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"sweep configuration: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{args.config}: {e}" if args.config else str(e)) from None
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--data {args.data}: not a directory")
     cfg = _sweep_config(args)
     doc = run_sweep(args.data, cfg, args.out, workers=args.workers, threads=args.threads, scheduler=args.scheduler,
-                    figures=not args.no_figures)
+                    figures=not args.no_figures, test_data=args.test_data)
     print(f"sweep {doc['status']}: {len(doc['rows'])} configurations; table {Path(args.out) / 'sweep.csv'}",
           file=sys.stderr)
     if not args.no_report:
@@ -160,6 +161,11 @@ def register(subparsers) -> None:
     p.add_argument("--widths", type=int_list, metavar="W1,W2,...", help="widths (default 8,32,128)")
     p.add_argument("--receptive-fields", type=int_list, metavar="T1,T2,...",
                    help="receptive fields in ms (default: the published-style kernels of each depth)")
+    p.add_argument("--models", type=_str_list, metavar="SPEC,SPEC,...",
+                   help="networks of other families trained beside the grid, e.g. branch-elm:15,lstm:50")
+    p.add_argument("--train-fraction", type=float, metavar="F",
+                   help="train on this fraction of the training trials (nested subsets; default 1)")
+    p.add_argument("--test-data", metavar="DIR", help="a separate test dataset (all its trials are scored)")
     p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default 2000)")
     p.add_argument("--budget-minutes", type=float, metavar="M", help="training minutes per configuration")
     p.add_argument("--preset", choices=["modern", "published"], help="training preset (default modern)")

@@ -29,6 +29,7 @@ from neuroemu.report.sweep_report import write_sweep_figures
 from neuroemu.results.rows import SweepRow
 from neuroemu.results.selection import select_best
 from neuroemu.results.status import State, Status
+from neuroemu.study.findings import paired_depth_gain
 from neuroemu.study.sweep.config import SweepConfig, evaluation_config_for, training_config_for
 from neuroemu.study.sweep.grid import SweepEntry, sweep_entries
 from neuroemu.study.sweep.store import check_compatible, dataset_summary, read_sweep, write_sweep_json
@@ -91,6 +92,9 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     process). threads: torch threads per training process (default ``cores // workers``). client / scheduler:
     run on a Dask cluster instead (one thread per task; shared file system needed). figures: write the
     accuracy-vs-complexity PNGs. test_data: a separate test dataset (all its trials are the test set).
+    ``sweep.json`` also holds ``paired_depth_gain``: the validation-selected best network against the best
+    one-layer network on the same test traces, with a 95% bootstrap CI over traces (None when the test set is
+    too small for it, :func:`neuroemu.evaluation.paired.traces_needed`).
     ``train=False`` trains nothing: it tabulates the finished configurations (status ``incomplete`` while any
     is missing), e.g. for a report while another process is still training.
     Returns the ``sweep.json`` dict plus ``trained_now`` (names of the configurations trained by this call).
@@ -153,7 +157,8 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     failed = [r.name for r in final if not r.done]
     status = Status.of_parts(n_failed=len(failed), n_not_trained=len(not_trained))
     extra = {"wall_minutes_last_call": round((time.monotonic() - t_start) / 60.0, 3),
-             "selected_by_depth": [r.name for r in select_best(final, "depth")]}
+             "selected_by_depth": [r.name for r in select_best(final, "depth")],
+             "paired_depth_gain": paired_depth_gain(final, seed=config.seed)}
     write_sweep_json(out_dir, config, dataset, final, status, extra)
     if figures and any(r.done for r in final):
         write_sweep_figures([r.to_dict() for r in final], out_dir / "figures")
