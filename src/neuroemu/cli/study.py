@@ -84,7 +84,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
     run_quickstart(args.out, cell=args.cell, sim_minutes=args.sim_minutes, train_minutes=args.train_minutes,
                    duration_ms=args.duration_ms, inputs_preset=args.inputs_preset, workers=args.workers,
-                   threads=args.threads, seed=args.seed)
+                   threads=args.threads, seed=args.seed, model=args.model)
     return 0
 
 
@@ -256,6 +256,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, help="simulation processes (default: all cores)")
     p.add_argument("--threads", type=int, help="torch threads for training (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="dataset and training seed (default 0)")
+    p.add_argument("--model", metavar="SPEC", help="emulator model spec (default: the one measured best on the "
+                                                   "quickstart's budget, see README)")
     p.set_defaults(func=_cmd_quickstart)
 
     p = subparsers.add_parser(

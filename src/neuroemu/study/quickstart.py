@@ -34,17 +34,19 @@ from neuroemu.errors import ConfigError
 from neuroemu.evaluation.protocol import EvaluationConfig, evaluate
 from neuroemu.inputs.generator import preset
 from neuroemu.io import atomic_write_text
-from neuroemu.models.tcn import TCNConfig
+from neuroemu.models.registry import parse_model_spec
 from neuroemu.report import make_report
 from neuroemu.training.config import TrainingConfig
 from neuroemu.training.loop import resume, train
 
-__all__ = ["run_quickstart", "QUICKSTART_KERNELS"]
+__all__ = ["run_quickstart", "QUICKSTART_MODEL"]
 
-#: Architecture of the quickstart emulator: depth 3, width 32, T = 80 ms
-#: (kernels from :func:`neuroemu.study.sweep.kernels_for`).
-QUICKSTART_DEPTH, QUICKSTART_WIDTH, QUICKSTART_RF = 3, 32, 80
-QUICKSTART_KERNELS = [28, 27, 27]  # kernels_for(3, 80)
+#: The quickstart's emulator (a model spec, :func:`neuroemu.models.registry.parse_model_spec`).
+QUICKSTART_MODEL = "tcn:3x32x80"
+QUICKSTART_IAF_MODEL = "tcn:3x32x80"
+#: Validation period and patience: training stops when QUICKSTART_PATIENCE validations in a row (every
+#: QUICKSTART_VAL_EVERY steps) did not beat the best, and the best checkpoint is what is evaluated.
+QUICKSTART_VAL_EVERY, QUICKSTART_PATIENCE = 100, 4
 #: Train / validation / test fractions: a validation and two test trials even from 6 trials.
 QUICKSTART_SPLIT = (0.6, 0.15, 0.25)
 
@@ -92,24 +94,24 @@ def _simulate(cell: str, data_dir: Path, sim_minutes: float, duration_ms: int, m
 
 
 def _train(data_dir: Path, run_dir: Path, train_minutes: float, duration_ms: int, seed: int, threads: int | None,
-           say: Callable[[str], None]) -> dict[str, Any]:
+           model: str, say: Callable[[str], None]) -> dict[str, Any]:
 
     t0 = time.monotonic()
     budget_s = train_minutes * 60.0
     probe = 20
     if (run_dir / "run.json").is_file() and (run_dir / "checkpoints" / "last.pt").is_file():
         run = json.loads((run_dir / "run.json").read_text())
-        if run.get("status") == "completed":
+        if run.get("status") in ("completed", "early stopping"):
             say(f"      training already finished in {run_dir}")
             return {"steps": None, "wall_s": 0.0, "reused": True}
         res = resume(run_dir, max_minutes=train_minutes)
     else:
         tcfg = TrainingConfig.from_preset("modern", max_steps=probe, max_minutes=train_minutes, seed=seed,
-                                          split_fractions=list(QUICKSTART_SPLIT), val_every_steps=100,
-                                          log_every_steps=20, warmup_steps=probe,
+                                          split_fractions=list(QUICKSTART_SPLIT), val_every_steps=QUICKSTART_VAL_EVERY,
+                                          patience=QUICKSTART_PATIENCE, log_every_steps=20, warmup_steps=probe,
                                           min_end_ms=min(500, duration_ms // 2), tensorboard=False,
                                           checkpoint_every_minutes=1.0, threads=threads)
-        mcfg = TCNConfig(depth=QUICKSTART_DEPTH, width=QUICKSTART_WIDTH, kernels=list(QUICKSTART_KERNELS))
+        mcfg = parse_model_spec(model, "quickstart model")
         say(f"      2 x {probe} steps to measure the training speed ...")
 
         # spiking trials in every part (most short trials are silent); includes loading and caching the trials
@@ -137,14 +139,15 @@ def _train(data_dir: Path, run_dir: Path, train_minutes: float, duration_ms: int
 def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda", sim_minutes: float = 6.0,
                    train_minutes: float = 5.0, duration_ms: int = 2000, min_trials: int = 6, max_trials: int = 96,
                    inputs_preset: str | None = None, workers: int | None = None, threads: int | None = None,
-                   seed: int = 0,
+                   seed: int = 0, model: str | None = None,
                    log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Simulate a small dataset, train a small emulator, evaluate it and write its report (module docstring).
 
     cell: ``nmda``, ``ampa``, ``ampa_sk`` (L5PC variants) or ``iaf``. inputs_preset: input generator preset
     (default: the cell's, :func:`neuroemu.inputs.generator.default_preset_name`). sim_minutes /
     train_minutes: wall-clock budgets of the two long stages. workers: simulation processes (default: all
-    cores). threads: torch threads for training (default: all cores). Returns a dict with
+    cores). threads: torch threads for training (default: all cores). model: the emulator's model spec
+    (default :data:`QUICKSTART_MODEL`, or :data:`QUICKSTART_IAF_MODEL` for the I&F). Returns a dict with
     the paths (``report``, ``run``, ``data``), the test metrics and the time spent per stage.
     """
 
@@ -177,9 +180,11 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
     if n_spikes == 0:
         say("      warning: the cell never fired, so spike prediction cannot be scored (AUC will be n/a)")
     t = time.monotonic()
-    say(f"[2/4] training a {QUICKSTART_DEPTH}-layer x {QUICKSTART_WIDTH}-channel TCN "
-        f"(receptive field {QUICKSTART_RF} ms) for ~{train_minutes:g} min into {run_dir}")
-    tr = _train(data_dir, run_dir, train_minutes, int(ds.duration_ms), seed, threads, say)
+    model = model or (QUICKSTART_IAF_MODEL if cell == "iaf" else QUICKSTART_MODEL)
+    mcfg = parse_model_spec(model, "quickstart model")
+    say(f"[2/4] training {mcfg.name} ({model}) for at most ~{train_minutes:g} min into {run_dir}, stopping at its "
+        f"best validation AUC")
+    tr = _train(data_dir, run_dir, train_minutes, int(ds.duration_ms), seed, threads, model, say)
     timings["train"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     say("[3/4] evaluating on the test trials (published protocol, docs/reference.md section 9)")
@@ -197,7 +202,7 @@ def run_quickstart(out_dir: str | Path = "quickstart_out", *, cell: str = "nmda"
     index = make_report(run_dir)
     timings["report"] = round(time.monotonic() - t, 1)
     timings["total"] = round(time.monotonic() - t_all, 1)
-    summary = {"cell": cell, "data": str(data_dir), "run": str(run_dir), "report": str(index),
+    summary = {"cell": cell, "model": model, "data": str(data_dir), "run": str(run_dir), "report": str(index),
                "dataset": {"n_trials": ds.n_trials, "duration_ms": ds.duration_ms, "output_spikes": n_spikes,
                            "output_rate_hz": round(rate, 4)},
                "simulation": sim, "training": tr,
