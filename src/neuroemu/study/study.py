@@ -395,8 +395,10 @@ def write_study_figures(rows: list[dict], target_auc: float, fig_dir: Path,
 def _check_config(out: Path, cfg: StudyConfig) -> None:
     if not (out / "study.json").is_file():
         return
-    old = read_study(out).get("config") or {}
+    old = dict(read_study(out).get("config") or {})
     new = cfg.to_dict()
+    old.pop("cells", None)  # cells may be added or run one at a time: each has its own datasets and sweeps
+    new.pop("cells", None)
     if old and old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"{out} holds a study with a different config (differs in {', '.join(diff)}: "
@@ -463,9 +465,14 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
     _check_config(out, cfg)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
+    previous = read_study(out) if (out / "study.json").is_file() else {}
     doc: dict[str, Any] = {"format": "neuroemu-study", "format_version": 2, "status": "running",
                            "scale": cfg.scale, "config": cfg.to_dict(), "plan": study_plan(cfg), "datasets": {},
                            "test_sets": {}, "sweeps": {}, "rows": [], "timings_s": {}, "neuroemu": __version__}
+    for key in ("datasets", "test_sets", "sweeps"):  # cells run earlier (one at a time) stay in the record
+        doc[key].update({k: v for k, v in (previous.get(key) or {}).items()
+                         if k.split("@")[0].removesuffix("_test") not in cfg.cells})
+    doc["rows"] = [r for r in previous.get("rows", []) if r.get("cell") not in cfg.cells]
     _write(out, doc)
     say(f"study ({cfg.scale}) in {out}: cells {', '.join(cfg.cells)}; {cfg.description}")
     for cell in cfg.cells:
@@ -495,9 +502,9 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
             _write(out, doc)
     typed = [SweepRow.from_dict(r) for r in doc["rows"]]
     main = [r for r in typed if r.fraction in (None, 1.0)]
-    fnd = study_findings(main, cfg.target_auc, cfg.auc_margin, cells=list(cfg.cells),
-                         min_test_spikes=cfg.min_test_spikes)
-    for cell in cfg.cells:
+    cells = [c for c in CELLS if c in cfg.cells or any(r.cell == c for r in typed)]
+    fnd = study_findings(main, cfg.target_auc, cfg.auc_margin, cells=cells, min_test_spikes=cfg.min_test_spikes)
+    for cell in cells:
         fnd.cells[cell] = _cell_findings(cfg, cell, [r for r in typed if r.cell == cell], fnd.cells[cell])
     doc["findings"] = fnd.to_dict()
     doc["findings"]["data_verdict"] = _data_verdict(fnd.cells)
