@@ -58,6 +58,7 @@ def steady_state_init(cell: Any, method: str = "fixed", dt_ms: float = 0.025, to
     from neuron import h
 
     _check_method(method, dt_ms)
+    h.load_file("stdrun.hoc")  # steps_per_ms and friends, whichever protocol runs first
     h.celsius = cell.biophysics.celsius
     cv = h.CVode()
     cv.active(0)
