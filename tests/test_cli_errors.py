@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from neuroemu.cli import main
 from neuroemu.dataset.memory import make_toy_dataset

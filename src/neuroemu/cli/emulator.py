@@ -1,7 +1,6 @@
 """``neuroemu train`` / ``evaluate`` / ``predict``: train, score and use emulators from the command line."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

@@ -15,13 +15,11 @@ Example::
 """
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import h5py
 import numpy as np
 
 from neuroemu.dataset.format import MANIFEST_NAME, shard_relpath
@@ -30,7 +28,6 @@ from neuroemu.dataset.verify import VerifyReport, verify_dataset
 from neuroemu.dataset.manifest import load_manifest
 from neuroemu.dataset.shard import read_shard
 from neuroemu.errors import DatasetError
-from neuroemu.inputs.spikes import InputSpikes
 from neuroemu.simulation.result import spike_times_to_train
 
 
