@@ -60,6 +60,7 @@ from neuroemu.results.findings import CellFindings
 from neuroemu.results.rows import SweepRow, write_table
 from neuroemu.results.selection import smallest_reaching as _smallest_reaching
 from neuroemu.results.status import State, Status
+from neuroemu.simulation.solver import SolverConfig
 from neuroemu.study.findings import (EV_MARGIN, EXPECTED_DEPTH_NEEDED, PUBLISHED_TRAIN_HOURS, data_axis,
                                      paired_depth_gain, study_findings)
 from neuroemu.study.findings import findings as findings  # noqa: PLC0414 - re-exported
@@ -104,7 +105,9 @@ class StudyConfig(SweepSettings):
     ``iaf_widths`` replaces ``widths`` for the I&F). target_auc: AUC the "smallest network" must reach.
     auc_margin: the smallest AUC difference counted as a real gain from depth. min_test_spikes: fewer test spikes
     than this leave a cell uncompared. ci_level / n_boot: the bootstrap over test traces (a test set with fewer
-    scored traces than :func:`neuroemu.evaluation.paired.traces_needed` is refused). iaf_published_unit /
+    scored traces than :func:`neuroemu.evaluation.paired.traces_needed` is refused). solver: how the L5PC
+    datasets are integrated (None: the default of the neuroemu that starts the study; it is then written into
+    ``study.json``, so a study keeps its solver across neuroemu versions and sittings). iaf_published_unit /
     l5pc_linear_unit: also train the published single linear unit (``1x1xT_linear``).
     """
 
@@ -119,6 +122,7 @@ class StudyConfig(SweepSettings):
     fractions: list[float] = field(default_factory=lambda: [1.0])
     inputs_presets: dict[str, str] = field(default_factory=dict)
     release_probability: float | None = None
+    solver: SolverConfig | None = None
     # the shared sweep settings, with the tiny scale's defaults
     depths: list[int] = field(default_factory=lambda: [1, 2, 3])
     widths: list[int] = field(default_factory=lambda: [4, 16])
@@ -291,7 +295,8 @@ def dataset_config_for(config: StudyConfig, cell: str, test: bool = False) -> Da
     _, n, dur, n_test = next(c for c in _cells_of(config) if c[0] == cell)
     return DatasetConfig(cell=cell_cfg, generator=preset(preset_name), n_trials=int(n_test if test else n),
                          duration_ms=int(dur), seed=int(config.seed) + (TEST_SEED_OFFSET if test else 0),
-                         release_probability=config.release_probability)
+                         release_probability=config.release_probability,
+                         solver=config.solver if kind == "l5pc" else None)
 
 
 def _dataset_facts(path: Path, preset_name: str) -> dict[str, Any]:
@@ -392,6 +397,14 @@ def write_study_figures(rows: list[dict], target_auc: float, fig_dir: Path,
     return paths
 
 
+def _with_solver(out: Path, cfg: StudyConfig) -> StudyConfig:
+    """``cfg`` with its solver fixed: the one the study directory was started with, else today's default."""
+    if cfg.solver is not None:
+        return cfg
+    stored = (read_study(out).get("config") or {}).get("solver") if (out / "study.json").is_file() else None
+    return cfg.replace(solver=SolverConfig.from_dict(stored) if stored else SolverConfig())
+
+
 def _check_config(out: Path, cfg: StudyConfig) -> None:
     if not (out / "study.json").is_file():
         return
@@ -399,6 +412,8 @@ def _check_config(out: Path, cfg: StudyConfig) -> None:
     new = cfg.to_dict()
     old.pop("cells", None)  # cells may be added or run one at a time: each has its own datasets and sweeps
     new.pop("cells", None)
+    if "solver" not in old:  # a study started before the solver was recorded: its datasets record theirs
+        new.pop("solver", None)
     if old and old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"{out} holds a study with a different config (differs in {', '.join(diff)}: "
@@ -462,6 +477,7 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
     cfg.validate()
     out = Path(out_dir)
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    cfg = _with_solver(out, cfg)
     _check_config(out, cfg)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
