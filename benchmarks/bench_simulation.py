@@ -46,6 +46,7 @@ CANDIDATES = {
     "new default: 0.025 C-N, direct, CoreNEURON": (dict(), False),
     "new default + record dendrites": (dict(), True),
     "0.025 C-N, direct, classic NEURON": (dict(coreneuron=False), False),
+    "fixed 0.03125 C-N, direct, CoreNEURON": (dict(dt_ms=1 / 32), False),
     "fixed 0.0333 C-N, direct, CoreNEURON": (dict(dt_ms=1 / 30), False),
     "fixed 0.04 C-N, direct, CoreNEURON": (dict(dt_ms=0.04), False),
     "cvode, soma+nexus only, no tables": (dict(method="cvode", secondorder=0, use_tables=False, coreneuron=False),

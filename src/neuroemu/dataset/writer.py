@@ -174,6 +174,28 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def solver_fingerprint(solver: dict | None) -> str | None:
+    """:meth:`SolverConfig.fingerprint` of a config's ``solver`` dict (None: no solver; "unknown": unreadable)."""
+    if solver is None:
+        return None
+    from neuroemu.simulation.solver import SolverConfig
+
+    try:
+        return SolverConfig.from_dict(dict(solver)).fingerprint()
+    except (ValueError, TypeError):
+        return "unknown"
+
+
+def _solver_refusal(out_dir: Path, old: dict | None, new: dict | None, diff: list[str]) -> str:
+    """Why a dataset is not extended with trials of other solver numerics, and what to do instead."""
+    return (f"{out_dir}: holds a dataset simulated with other solver settings (differs in {', '.join(diff)}; "
+            f"solver fingerprint of the dataset {solver_fingerprint(old)}, of this run {solver_fingerprint(new)}). "
+            "Adding trials would mix two numerics in one dataset, so it is not extended. Either write to another "
+            "output directory (--out), or extend it with its own solver settings: "
+            f"DatasetConfig(..., solver={json.dumps(old, sort_keys=True)}) (from Python; a dataset of the default "
+            "before the sim-speed change has use_tables=true: SolverConfig.old_default())")
+
+
 class DatasetWriter:
     """Owner of a dataset directory's manifest during a build (simulation or import).
 
@@ -210,6 +232,8 @@ class DatasetWriter:
             old_cfg = dict(old["config"])
             old_n = int(old_cfg.pop("n_trials", 0))
             diff = _diff_keys(old_cfg, new_cfg)
+            if any(d == "solver" or d.startswith("solver.") for d in diff):
+                raise DatasetError(_solver_refusal(self.out_dir, old_cfg.get("solver"), new_cfg.get("solver"), diff))
             if diff:
                 raise DatasetError(f"{self.out_dir}: holds a dataset made with a different config (differs in "
                                    f"{', '.join(diff)}); use another output directory")
@@ -278,6 +302,7 @@ class DatasetWriter:
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
+            "solver_fingerprint": solver_fingerprint(self.config.solver),
             "n_exc": self.n_exc,
             "n_inh": self.n_inh,
             "duration_ms": int(self.config.duration_ms),
