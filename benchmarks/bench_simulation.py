@@ -52,7 +52,7 @@ CANDIDATES = {
     "cvode, soma+nexus only, no tables": (dict(method="cvode", secondorder=0, use_tables=False, coreneuron=False),
                                           False),
 }
-DEFAULT_ROWS = "old default,new default,classic NEURON,0.0333,0.04"
+DEFAULT_ROWS = "old default,new default,0.03125,0.0333,0.04"
 
 
 def spike_match(ref: np.ndarray, other: np.ndarray, tol_ms: float = 1.0) -> tuple[int, int, float]:
