@@ -103,6 +103,7 @@ class L5PCSimulator:
             nc.weight[0] = 1.0
             nc.delay = 0.0
         self._pending: list[tuple[list, np.ndarray]] = []
+        self._queue_until = np.inf  # finitialize queues the events before this time (see _integrate)
         # NEURON keeps the handler's callable alive: give it only a weak reference to this simulator,
         # so that dropping the simulator frees its cell (a bound method would keep it simulated forever)
         self_ref = weakref.ref(self)
@@ -110,7 +111,7 @@ class L5PCSimulator:
         def queue_events() -> None:
             sim = self_ref()
             if sim is not None:
-                sim._queue_events()
+                sim._queue_events(-np.inf, sim._queue_until)
 
         self._fih = h.FInitializeHandler(queue_events)
 
@@ -128,8 +129,11 @@ class L5PCSimulator:
         """The cell's segment table (channel order)."""
         return self.cell.segment_table()
 
-    def _queue_events(self) -> None:
+    def _queue_events(self, t_lo: float = -np.inf, t_hi: float = np.inf) -> None:
+        """Queue the pending input events with t_lo <= t < t_hi (one ``NetCon.event`` each)."""
         for netcons, events in self._pending:
+            if np.isfinite(t_lo) or np.isfinite(t_hi):
+                events = events[(events[:, 1] >= t_lo) & (events[:, 1] < t_hi)]
             for ch, t in events.tolist():
                 netcons[ch].event(float(t))
 
@@ -172,9 +176,16 @@ class L5PCSimulator:
         ends = [float(duration_ms)]
         if chunk_done is not None:
             ends = [float(e) for e in np.arange(CHUNK_MS, float(duration_ms), CHUNK_MS)] + [float(duration_ms)]
+        # Each psolve hands NEURON's event queue to CoreNEURON and back, so a chunked run queues only the
+        # events up to half a ms past each chunk's end before running it (input times are whole ms: an
+        # event at a chunk's end is queued with that chunk, and every event is queued before its time)
+        limits = [e + 0.5 for e in ends[:-1]] + [np.inf]
         try:
+            self._queue_until = limits[0]
             h.finitialize(self.cell.biophysics.v_init)
-            for end in ends:
+            for k, end in enumerate(ends):
+                if k:
+                    self._queue_events(limits[k - 1], limits[k])
                 # half a step beyond the end: CoreNEURON counts whole steps from the current t, which
                 # carries rounding; this gives exactly the steps of one uninterrupted run
                 self._pc.psolve(end + 0.5 * dt)
@@ -184,6 +195,7 @@ class L5PCSimulator:
                     chunk_done()
         finally:
             coreneuron.enable = False
+            self._queue_until = np.inf
 
     def run(self, inputs: InputSpikes, duration_ms: int = 6000, seed: int | None = 0,
             release_probability: float | None = None, record_dendrites: bool = False,
