@@ -8,10 +8,17 @@ functions evaluated directly (no lookup tables). Each setting is scored by its s
 fraction of the reference's output spikes it reproduces within 1 ms (and the largest shift seen).
 
 Times: CPU seconds of the simulating process (``time.process_time``, robust on a shared machine)
-and wall seconds, both around ``Simulator.run`` only (cell building and compiling excluded).
+and wall seconds, both around ``Simulator.run`` only (cell building and compiling excluded; input
+delivery, recording and resampling included).
 
-    python benchmarks/bench_simulation.py --preset nmda_mixed --seeds 0,4  # default cell, 6 s trials
-    python benchmarks/bench_simulation.py --morphology ../shared/data/cell1.asc --only published,CoreNEURON
+Fidelity, against the reference row: the fraction of its output spikes matched one-to-one by a
+spike within 1 ms, the spikes left unmatched ("extra", as a fraction of the reference's), the
+largest matched shift, and the RMSE of the 1-ms soma voltage with both traces clipped at -55 mV
+(the published soma target, spec 8.4). ``new default + record dendrites`` records all segments
+at 1 ms (float16); its CPU time over the soma-only row is the dendrite recording's cost.
+
+    taskset -c 1 python benchmarks/bench_simulation.py --seeds 0,1,2 --json out.json   # built-in cell, nmda
+    taskset -c 1 python benchmarks/bench_simulation.py --morphology ../shared/data/cell1.asc --variant ampa
 """
 from __future__ import annotations
 
@@ -30,27 +37,49 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-# name -> SolverConfig fields (the rest keep their defaults). The first row is the reference.
+# name -> (SolverConfig fields, record_dendrites). The first row is the reference; the rest keep the
+# defaults of the fields they do not name. "old default" is the default before the sim-speed change.
 CANDIDATES = {
-    "published: cvode, all segments, no tables": dict(method="cvode", secondorder=0, record_all_segments=True,
-                                                      use_tables=False, coreneuron=False),
-    "cvode, soma+nexus only, no tables": dict(method="cvode", secondorder=0, use_tables=False, coreneuron=False),
-    "cvode, soma+nexus only, tables": dict(method="cvode", secondorder=0, coreneuron=False),
-    "fixed 0.025 Euler, no tables": dict(dt_ms=0.025, secondorder=0, use_tables=False, coreneuron=False),
-    "fixed 0.025 Euler, tables": dict(dt_ms=0.025, secondorder=0, coreneuron=False),
-    "fixed 0.025 C-N, tables": dict(dt_ms=0.025, secondorder=2, coreneuron=False),
-    "fixed 0.025 C-N, tables, CoreNEURON (default)": dict(),
-    "fixed 0.04 C-N, tables, CoreNEURON": dict(dt_ms=0.04),
-    "fixed 0.05 C-N, tables, CoreNEURON": dict(dt_ms=0.05),
+    "published: cvode, all segments, no tables": (dict(method="cvode", secondorder=0, record_all_segments=True,
+                                                       use_tables=False, coreneuron=False), False),
+    "old default: 0.025 C-N, tables, CoreNEURON": (dict(use_tables=True), False),
+    "new default: 0.025 C-N, direct, CoreNEURON": (dict(), False),
+    "new default + record dendrites": (dict(), True),
+    "0.025 C-N, direct, classic NEURON": (dict(coreneuron=False), False),
+    "fixed 0.03125 C-N, direct, CoreNEURON": (dict(dt_ms=1 / 32), False),
+    "fixed 0.0333 C-N, direct, CoreNEURON": (dict(dt_ms=1 / 30), False),
+    "fixed 0.04 C-N, direct, CoreNEURON": (dict(dt_ms=0.04), False),
+    "cvode, soma+nexus only, no tables": (dict(method="cvode", secondorder=0, use_tables=False, coreneuron=False),
+                                          False),
 }
+DEFAULT_ROWS = "old default,new default,0.03125,0.0333,0.04"
 
 
-def spike_match(ref: np.ndarray, other: np.ndarray, tol_ms: float = 1.0) -> tuple[int, float]:
-    """(number of ``ref`` spikes with a spike of ``other`` within ``tol_ms``, largest such distance seen)."""
-    if len(ref) == 0 or len(other) == 0:
-        return 0, 0.0
-    d = np.abs(np.asarray(ref)[:, None] - np.asarray(other)[None, :]).min(axis=1)
-    return int(np.sum(d <= tol_ms)), float(d.max())
+def spike_match(ref: np.ndarray, other: np.ndarray, tol_ms: float = 1.0) -> tuple[int, int, float]:
+    """One-to-one matching of ``other``'s spikes to ``ref``'s within ``tol_ms`` (each used once, in time order).
+
+    Returns (reference spikes matched, spikes of ``other`` left unmatched = extra, largest matched shift).
+    """
+    ref, other = np.asarray(ref, float), np.asarray(other, float)
+    used = np.zeros(len(other), bool)
+    matched, shift = 0, 0.0
+    for t in ref:
+        d = np.abs(other - t)
+        d[used] = np.inf
+        if len(d) and d.min() <= tol_ms:
+            j = int(d.argmin())
+            used[j] = True
+            matched += 1
+            shift = max(shift, float(d[j]))
+    return matched, int(len(other) - used.sum()), shift
+
+
+def subthreshold_sq_err(ref_v: np.ndarray, other_v: np.ndarray, clip_mv: float = -55.0) -> tuple[float, int]:
+    """(sum of squared differences, samples) of two 1-ms soma traces clipped at ``clip_mv`` (spikes removed
+    as in the published targets, spec 8.4)."""
+    a = np.minimum(np.asarray(ref_v, float), clip_mv)
+    b = np.minimum(np.asarray(other_v, float), clip_mv)
+    return float(np.sum((a - b) ** 2)), int(len(a))
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -60,14 +89,15 @@ def worker(args: argparse.Namespace) -> None:
     from neuroemu.simulation import make_simulator
     from neuroemu.simulation.solver import SolverConfig
 
-    sim = make_simulator(CellConfig(variant=args.variant, morphology=args.morphology),
-                         SolverConfig(**CANDIDATES[args.worker]))
+    fields, record_dendrites = CANDIDATES[args.worker]
+    sim = make_simulator(CellConfig(variant=args.variant, morphology=args.morphology), SolverConfig(**fields))
     inputs = InputSpikes.load_npz(args.inputs)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    res = sim.run(inputs, args.duration_ms, seed=args.seed)
+    res = sim.run(inputs, args.duration_ms, seed=args.seed, record_dendrites=record_dendrites)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     print(json.dumps({"cpu_s": cpu, "wall_s": wall, "spikes": res.spike_times_ms.tolist(),
-                      "engine": res.config.get("engine", "neuron")}))
+                      "soma": res.soma_v_1ms.tolist(), "engine": res.config.get("engine", "neuron"),
+                      "fingerprint": SolverConfig(**fields).fingerprint()}))
 
 
 def make_inputs(args: argparse.Namespace, seed: int, path: Path) -> int:
@@ -92,7 +122,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated input seeds (one trial each)")
     ap.add_argument("--preset", default=None, help="input generator preset (default: the dataset default)")
     ap.add_argument("--only", default=None, help="comma-separated substrings of candidate names to run "
-                    "(the reference always runs)")
+                    f"(the reference always runs; default {DEFAULT_ROWS!r}; 'all' runs every row)")
     ap.add_argument("--json", default=None, help="also write results to this JSON file")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
@@ -103,12 +133,14 @@ def main() -> None:
         return
 
     names = list(CANDIDATES)
-    if args.only:
-        names = [names[0]] + [n for n in names[1:] if any(o in n for o in args.only.split(","))]
+    only = args.only if args.only is not None else DEFAULT_ROWS
+    if only != "all":
+        names = [names[0]] + [n for n in names[1:] if any(o in n for o in only.split(","))]
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = {n: {"cpu_s": 0.0, "wall_s": 0.0, "spikes": 0, "matched": 0, "max_shift": 0.0, "engine": set()}
-               for n in names}
+    results = {n: {"cpu_s": 0.0, "wall_s": 0.0, "spikes": 0, "matched": 0, "extra": 0, "max_shift": 0.0,
+                   "sq_err": 0.0, "samples": 0, "engine": set(), "fingerprint": None} for n in names}
     n_ref = 0
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             path = Path(tmp) / f"inputs_{seed}.npz"
@@ -125,42 +157,58 @@ def main() -> None:
                 out = json.loads(proc.stdout.strip().splitlines()[-1])
                 spikes = np.asarray(out["spikes"])
                 if ref is None:
-                    ref = spikes
-                    n_ref += len(ref)
-                matched, shift = spike_match(ref, spikes)
+                    ref = out
+                    n_ref += len(spikes)
+                matched, extra, shift = spike_match(ref["spikes"], spikes)
+                sq, n = subthreshold_sq_err(ref["soma"], out["soma"])
                 r = results[name]
                 r["cpu_s"] += out["cpu_s"]
                 r["wall_s"] += out["wall_s"]
                 r["spikes"] += len(spikes)
                 r["matched"] += matched
+                r["extra"] += extra
                 r["max_shift"] = max(r["max_shift"], shift)
+                r["sq_err"] += sq
+                r["samples"] += n
                 r["engine"].add(out["engine"])
+                r["fingerprint"] = out["fingerprint"]
                 print(f"seed {seed} ({n_events} input events): {name}: {out['cpu_s']:.1f} s CPU, "
-                      f"{len(spikes)} spikes, {matched}/{len(ref)} reference spikes within 1 ms",
-                      file=sys.stderr, flush=True)
+                      f"{len(spikes)} spikes, {matched}/{len(ref['spikes'])} reference spikes within 1 ms, "
+                      f"{extra} extra", file=sys.stderr, flush=True)
     sim_s = len(seeds) * args.duration_ms / 1000.0
     ref_r = results[names[0]]
-    print(f"cell: {args.morphology or 'built-in default'} ({args.variant}), preset {args.preset or 'default'}, "
-          f"seeds {args.seeds}: {len(seeds)} trial(s) of {args.duration_ms} ms, {n_ref} reference spikes; "
-          f"{platform.processor() or platform.machine()}, one process per run")
-    print(f"{'settings':46s} {'CPU s/sim-s':>11s} {'wall s/sim-s':>12s} {'speed-up':>9s} {'spikes':>6s} "
-          f"{'within 1 ms':>11s} {'max shift':>9s}  engine")
+    cell = args.morphology or "built-in default"
+    print(f"cell: {cell} ({args.variant}), preset {args.preset or 'default'}, seeds {args.seeds}: {len(seeds)} "
+          f"trial(s) of {args.duration_ms} ms, {n_ref} reference spikes; {platform.processor() or platform.machine()}, "
+          f"one process per run; benchmark took {time.perf_counter() - t_start:.0f} s")
+    print(f"| settings | CPU s/sim s | wall s/sim s | speed-up (CPU) | spikes | within 1 ms | extra | max shift ms "
+          f"| subthr. RMSE mV | engine |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     table = []
     for name in names:
         r = results[name]
         cpu, wall = r["cpu_s"] / sim_s, r["wall_s"] / sim_s
         frac = r["matched"] / n_ref if n_ref else 1.0
+        extra = r["extra"] / n_ref if n_ref else 0.0
+        rmse = (r["sq_err"] / r["samples"]) ** 0.5 if r["samples"] else 0.0
         speedup = ref_r["cpu_s"] / r["cpu_s"]
         engine = "+".join(sorted(r["engine"]))
-        print(f"{name:46s} {cpu:11.2f} {wall:12.2f} {speedup:8.2f}x {r['spikes']:6d} {100 * frac:10.1f}% "
-              f"{r['max_shift']:7.2f}ms  {engine}")
+        print(f"| {name} | {cpu:.2f} | {wall:.2f} | {speedup:.2f}x | {r['spikes']} | {100 * frac:.1f}% | "
+              f"{100 * extra:.1f}% | {r['max_shift']:.2f} | {rmse:.3f} | {engine} |")
         table.append({"settings": name, "cpu_s_per_sim_s": cpu, "wall_s_per_sim_s": wall, "speedup_cpu": speedup,
                       "speedup_wall": ref_r["wall_s"] / r["wall_s"], "spikes": r["spikes"],
-                      "reference_spikes": n_ref, "within_1ms": frac, "max_shift_ms": r["max_shift"],
-                      "engine": engine, "solver": CANDIDATES[name]})
+                      "reference_spikes": n_ref, "within_1ms": frac, "extra_spikes": extra,
+                      "max_shift_ms": r["max_shift"], "subthreshold_rmse_mv": rmse, "engine": engine,
+                      "solver": CANDIDATES[name][0], "record_dendrites": CANDIDATES[name][1],
+                      "fingerprint": r["fingerprint"]})
+    by_name = {t["settings"]: t for t in table}
+    dend, soma = by_name.get("new default + record dendrites"), by_name.get("new default: 0.025 C-N, direct, CoreNEURON")
+    if dend and soma:
+        print(f"record dendrites / soma only (new default): {dend['cpu_s_per_sim_s'] / soma['cpu_s_per_sim_s']:.3f}x CPU")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": " ".join(sys.argv), "seeds": seeds, "duration_ms": args.duration_ms,
+            json.dump({"command": " ".join(sys.argv), "cell": cell, "variant": args.variant, "seeds": seeds,
+                       "duration_ms": args.duration_ms, "seconds": time.perf_counter() - t_start,
                        "table": table}, f, indent=2)
 
 

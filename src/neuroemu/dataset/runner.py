@@ -169,15 +169,22 @@ def run_trial(config: DatasetConfig, index: int, entry: _SimEntry) -> tuple[Tria
 
 
 def _trial_task(factory: SimulatorFactory, config_dict: dict, index: int, out_dir: str | None):
-    """Worker entry point: run one trial; write it (``out_dir``) and return its entry, or return the trial."""
+    """Worker entry point: run one trial; write it (``out_dir``) and return its entry, or return
+    (trial, wall seconds, CPU seconds).
+
+    The CPU time is this process's (``time.process_time``) for the whole task: input generation, simulation,
+    and (with ``out_dir``) writing the shard; the progress bar divides simulated time by it.
+    """
+    cpu0 = time.process_time()
     cfg = _config(config_dict)
     entry = _simulator(factory, cfg.simulator_spec())
     trial, wall = run_trial(cfg, index, entry)
     if out_dir is None:
-        return trial, wall
+        return trial, wall, time.process_time() - cpu0
     e = write_shard(out_dir, trial, n_exc=entry.n_exc, n_inh=entry.n_inh, dataset_seed=cfg.seed,
                     config_json=cfg.trial_config_json())
     e["wall_time_s"] = round(wall, 3)
+    e["cpu_time_s"] = round(time.process_time() - cpu0, 3)
     return e
 
 
@@ -251,6 +258,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
                 return out_dir
             t_start = time.perf_counter()
             done_now = 0
+            cpu_now = 0.0  # CPU seconds of the finished trials' tasks (all workers together)
             # local workers write their shards themselves; Dask workers send the trial back (no shared disk)
             target = None if cl is not None else str(out_dir)
             tasks = [(simulator_factory, config_dict, i, target) for i in todo]
@@ -263,15 +271,18 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
                         bar.write(f"trial {i} failed: {err}")
                     continue
                 if cl is not None:
-                    trial, wall = res
-                    writer.write(trial, wall_time_s=wall)
+                    trial, wall, cpu = res
+                    writer.write(trial, wall_time_s=wall, cpu_time_s=cpu)
                 else:
                     writer.record(res)
+                    cpu = float(res.get("cpu_time_s") or 0.0)
                 done_now += 1
+                cpu_now += cpu
                 if bar is not None:
                     elapsed = time.perf_counter() - t_start
-                    bar.set_postfix_str(f"{done_now * config.duration_ms / 1000.0 / max(elapsed, 1e-9):.3g} "
-                                        "sim s/wall s", refresh=False)
+                    sim_s = done_now * config.duration_ms / 1000.0
+                    bar.set_postfix_str(f"{sim_s / max(cpu_now, 1e-9):.3g} sim s/CPU s, "
+                                        f"{sim_s / max(elapsed, 1e-9):.3g} sim s/wall s", refresh=False)
                     bar.update(1)
         finally:
             if writer is not None:

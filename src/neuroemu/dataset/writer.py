@@ -8,6 +8,7 @@ adopts complete shards that a killed run wrote but never recorded, and reports w
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
 import warnings
 from pathlib import Path
@@ -21,12 +22,36 @@ from neuroemu.dataset.trial import Trial
 from neuroemu.dataset.verify import verify_shard
 from neuroemu.errors import DatasetError
 from neuroemu.io import write_json
+from neuroemu.simulation.solver import SolverConfig
 
 __all__ = ["DatasetWriter"]
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def solver_fingerprint(solver: "SolverConfig | dict | None") -> str | None:
+    """:meth:`SolverConfig.fingerprint` of a config's solver (a :class:`SolverConfig` or its dict form; None:
+    no solver; "unknown": unreadable)."""
+    if solver is None:
+        return None
+    if isinstance(solver, SolverConfig):
+        return solver.fingerprint()
+    try:
+        return SolverConfig.from_dict(dict(solver)).fingerprint()
+    except (ValueError, TypeError):
+        return "unknown"
+
+
+def _solver_refusal(out_dir: Path, old: dict | None, new: dict | None, diff: list[str]) -> str:
+    """Why a dataset is not extended with trials of other solver numerics, and what to do instead."""
+    return (f"{out_dir}: holds a dataset simulated with other solver settings (differs in {', '.join(diff)}; "
+            f"solver fingerprint of the dataset {solver_fingerprint(old)}, of this run {solver_fingerprint(new)}). "
+            "Adding trials would mix two numerics in one dataset, so it is not extended. Either write to another "
+            "output directory (--out), or extend it with its own solver settings: "
+            f"DatasetConfig(..., solver={json.dumps(old, sort_keys=True)}) (from Python; a dataset of the default "
+            "before the sim-speed change has use_tables=true: SolverConfig.old_default())")
 
 
 class DatasetWriter:
@@ -66,6 +91,8 @@ class DatasetWriter:
             old_cfg = dict(old["config"])
             old_n = int(old_cfg.pop("n_trials", 0))
             diff = diff_keys(old_cfg, new_cfg)
+            if any(d == "solver" or d.startswith("solver.") for d in diff):
+                raise DatasetError(_solver_refusal(self.out_dir, old_cfg.get("solver"), new_cfg.get("solver"), diff))
             if diff:
                 raise DatasetError(f"{self.out_dir}: holds a dataset made with a different config (differs in "
                                    f"{', '.join(diff)}); use another output directory")
@@ -106,12 +133,15 @@ class DatasetWriter:
             self.entries[idx] = {**info, "index": idx, "file": shard_relpath(idx)}
 
     # ---- recording --------------------------------------------------------------------------------------------
-    def write(self, trial: Trial, wall_time_s: float | None = None) -> dict[str, Any]:
-        """Write a trial's shard from this process and record it."""
+    def write(self, trial: Trial, wall_time_s: float | None = None,
+              cpu_time_s: float | None = None) -> dict[str, Any]:
+        """Write a trial's shard from this process and record it (with the trial's wall and CPU seconds)."""
         entry = write_shard(self.out_dir, trial, n_exc=self.n_exc, n_inh=self.n_inh,
                             dataset_seed=self.config.seed, config_json=self.config_json)
         if wall_time_s is not None:
             entry["wall_time_s"] = round(float(wall_time_s), 3)
+        if cpu_time_s is not None:
+            entry["cpu_time_s"] = round(float(cpu_time_s), 3)
         self.record(entry)
         return entry
 
@@ -132,6 +162,7 @@ class DatasetWriter:
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
+            "solver_fingerprint": solver_fingerprint(self.config.solver),
             "n_exc": self.n_exc,
             "n_inh": self.n_inh,
             "duration_ms": int(self.config.duration_ms),

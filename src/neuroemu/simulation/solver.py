@@ -1,25 +1,36 @@
 """Numerical settings of a NEURON simulation.
 
 The defaults are the fastest settings found to be faithful to the published pipeline (see
-``benchmarks/bench_simulation.py``): the published pipeline used CVode with default tolerances and
-recorded every segment at every step; ``SolverConfig.published()`` reproduces that (and evaluates
-the rate functions directly, as the published mod files did).
+``benchmarks/bench_simulation.py`` and ``docs/simulation.md``): the published pipeline used CVode
+with default tolerances and recorded every segment at every step; ``SolverConfig.published()``
+reproduces that (and evaluates the rate functions directly, as the published mod files did).
 
-The defaults: fixed step dt = 0.025 ms with Crank-Nicolson (``secondorder=2``), the mechanisms'
-lookup tables, soma and nexus recorded only, run in CoreNEURON when the process can. On the
-built-in cell (3 six-second trials, 88 output spikes) they reproduced every output spike of the
-published settings within 0.88 ms, 4.7x faster in CPU time (2.6x when run in classic NEURON).
-Backward Euler at the same step put 30% of the spikes more than 1 ms away; Crank-Nicolson at
-dt = 0.04 or 0.05 ms 18-23%.
+The defaults: fixed step dt = 0.025 ms with Crank-Nicolson (``secondorder=2``), rate functions
+evaluated directly (no lookup tables: the published equations at every step), soma and nexus
+recorded (dendrites too on request, also in CoreNEURON), run in CoreNEURON when the process can,
+with the direct-evaluation build of the mechanisms (vectorised; see
+:mod:`neuroemu.cells.mechanisms`).
+
+Until the "sim-speed" change the default used the lookup tables (``use_tables=True``); that is
+the *old default*, ``SolverConfig.old_default()``, kept bit for bit for datasets made with it.
+The two differ in their numerics (:meth:`SolverConfig.fingerprint`), so a dataset made with one
+is never extended with the other (:class:`neuroemu.dataset.writer.DatasetWriter` refuses).
+Crank-Nicolson at dt = 0.04 or 0.05 ms loses spikes of the published settings (the second spike
+of a doublet, then the spikes after it); backward Euler at 0.025 ms too: see docs/simulation.md.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from neuroemu.config import Config
 from neuroemu.errors import ConfigError
 
 METHODS = ("fixed", "cvode")
+NUMERICS_VERSION = 1
+"""Version of how neuroemu turns solver settings into numbers; bump it when the same settings start
+giving other numbers (so fingerprints change)."""
 
 
 @dataclass
@@ -33,16 +44,18 @@ class SolverConfig(Config):
         did (slow; for benchmarks and faithfulness checks).
     use_tables: use the mechanisms' lookup tables for the channel rate functions (linear
         interpolation on a 0.05-mV grid, relative error < 1e-4; see
-        :mod:`neuroemu.cells.mechanisms`). ``False`` evaluates them directly, as the published
-        mod files did.
+        :mod:`neuroemu.cells.mechanisms`). ``False`` (the default) evaluates them directly, as
+        the published mod files did; in CoreNEURON that is also the faster choice (the
+        direct-evaluation build vectorises, the table lookups do not).
     coreneuron: run fixed-step trials in CoreNEURON (same results as NEURON to ~1e-10 mV, about
-        1.9x faster). It needs the CoreNEURON build of the mechanisms, which must be the first
+        1.9x faster). It needs a CoreNEURON build of the mechanisms, which must be the first
         loaded in the process (the simulator loads it when it is the first to load mechanisms;
-        compiling it takes one to two minutes, once). Trials run in classic NEURON instead with
-        CVode, without tables, when dendrites are recorded (CoreNEURON cannot record at 1-ms
-        intervals), or when the process already loaded the mechanisms without CoreNEURON (a
-        warning says so). Tables are required because CoreNEURON keeps the ``usetable`` settings
-        of its first run in a process.
+        compiling it takes one to two minutes, once): the direct-evaluation build for
+        ``use_tables=False``, the build with tables for ``use_tables=True`` (one kind per process,
+        since CoreNEURON keeps the ``usetable`` settings of its first run). Recorded dendrites
+        are sampled at every step in CoreNEURON and kept at 1 ms. Trials run in classic NEURON
+        with CVode, with ``record_all_segments``, or when the process already loaded mechanisms
+        of another kind (a warning says so).
     """
 
     method: str = "fixed"
@@ -50,7 +63,7 @@ class SolverConfig(Config):
     secondorder: int = 2
     cvode_atol: float | None = None
     record_all_segments: bool = False
-    use_tables: bool = True
+    use_tables: bool = False
     coreneuron: bool = True
 
     def __post_init__(self) -> None:
@@ -68,7 +81,36 @@ class SolverConfig(Config):
         """The published pipeline's settings: CVode, default tolerances, every segment recorded, no tables."""
         return cls(method="cvode", secondorder=0, record_all_segments=True, use_tables=False, coreneuron=False)
 
+    @classmethod
+    def old_default(cls) -> "SolverConfig":
+        """The default before the "sim-speed" change: as now, but with the lookup tables (CoreNEURON build
+        with tables, the flags it always had: the same numbers bit for bit)."""
+        return cls(use_tables=True)
+
     def uses_coreneuron(self, record_dendrites: bool = False) -> bool:
-        """Whether a trial with these settings asks for CoreNEURON (see ``coreneuron``)."""
-        return (self.coreneuron and self.method == "fixed" and self.use_tables
-                and not self.record_all_segments and not record_dendrites)
+        """Whether a trial with these settings asks for CoreNEURON (see ``coreneuron``).
+
+        ``record_dendrites`` no longer matters (dendrites are recorded in CoreNEURON too); the argument
+        stays for callers that pass it.
+        """
+        return self.coreneuron and self.method == "fixed" and not self.record_all_segments
+
+    def numerics(self) -> dict:
+        """The fields that decide the numbers a trial produces (engine and build included), with the
+        version of the numerics scheme; what :meth:`fingerprint` hashes."""
+        engine = "coreneuron" if self.uses_coreneuron() else "neuron"
+        out = {"scheme": NUMERICS_VERSION, "method": self.method, "use_tables": bool(self.use_tables),
+               "engine": engine}
+        if self.method == "fixed":
+            out.update(dt_ms=float(self.dt_ms), secondorder=int(self.secondorder))
+        else:
+            out.update(cvode_atol=self.cvode_atol)
+        if engine == "coreneuron":
+            out["build"] = "tables" if self.use_tables else "direct-v1"
+        return out
+
+    def fingerprint(self) -> str:
+        """Short stable hash of :meth:`numerics`: equal fingerprints give the same numbers (same machine
+        kind); a dataset is only extended with trials of its own fingerprint."""
+        text = json.dumps(self.numerics(), sort_keys=True, separators=(",", ":"))
+        return "solver-" + hashlib.sha256(text.encode()).hexdigest()[:12]

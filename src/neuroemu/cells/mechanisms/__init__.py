@@ -28,9 +28,18 @@ Speed (measured in ``benchmarks/bench_simulation.py``; the equations are those o
   once per step instead of twice for a finite difference (which gives the same value for ohmic
   currents, and to O(0.001 mV) the same for the NMDA current).
 - CoreNEURON builds (``coreneuron=True``) are compiled with :func:`coreneuron_compile_flags`:
-  CoreNEURON's generated loops then call glibc's vector exp() (libmvec, 4 wide with AVX2), about
-  1.35x faster than the default flags; results differ from classic NEURON's by ~1e-10 mV. The
-  flags are part of the cache key.
+  CoreNEURON's generated loops then call glibc's vector exp() (libmvec, 4 wide with AVX2, 8 wide
+  with AVX-512), about 1.35x faster than the default flags; results differ from classic NEURON's
+  by ~1e-10 mV. The flags are part of the cache key.
+- CoreNEURON builds come in two kinds (``tables=``): with the lookup tables (the build of
+  neuroemu <= 0.x's default solver, kept bit for bit: same sources, same flags), and the
+  *direct-evaluation* build (``tables=False``, the default solver's since the "sim-speed" change):
+  the same mod files with their ``TABLE`` statements left out, compiled with ``-O3`` and the
+  CPU's widest vectors. CoreNEURON's table lookup (branches and early returns) keeps gcc from
+  vectorising a mechanism's loop, so every ``exp`` of the cnexp update stays a scalar call; without
+  tables the whole state loop vectorises, rate functions included, and a trial costs about 25%
+  less (``docs/simulation.md``). Its classic library has no tables either, so a process that loaded
+  it evaluates the rate functions directly in NEURON too (:func:`set_use_tables` refuses ``True``).
 
 Compile cache: :func:`build_mechanisms` runs the ``nrnivmodl`` of the running Python's NEURON in a
 temporary directory and atomically renames it to ``<root>/mechanisms/<key>``, where ``<root>`` is
@@ -76,6 +85,7 @@ _NAME_RE = re.compile(r"^\s*(?:SUFFIX|POINT_PROCESS)\s+(\w+)", re.MULTILINE)
 _lock = threading.Lock()
 _loaded_path: Path | None = None
 _loaded_coreneuron = False
+_loaded_tables = True
 last_build_compiled = False
 """True if the most recent :func:`build_mechanisms` call in this process ran nrnivmodl."""
 
@@ -116,19 +126,27 @@ def cache_root() -> Path:
     return (base / "neuroemu").resolve()
 
 
-def cache_key(coreneuron: bool = False, paths: list[Path] | None = None) -> str:
-    """Key of a build: sha256 of the mod files' names and contents, NEURON version/location, arch, flag."""
+def cache_key(coreneuron: bool = False, paths: list[Path] | None = None, tables: bool = True) -> str:
+    """Key of a build: sha256 of the mod files' names and contents, NEURON version/location, arch, flags.
+
+    ``tables=False`` (CoreNEURON builds only) is the direct-evaluation build; builds with tables keep
+    the keys they had before that option existed.
+    """
     import neuron
 
+    direct = bool(coreneuron) and not tables
     paths = sorted(paths if paths is not None else mod_files(), key=lambda p: Path(p).name)
     digest = hashlib.sha256()
-    flags = " ".join(coreneuron_compile_flags()) if coreneuron else ""
-    for part in (_CACHE_FORMAT, neuron_version(), str(Path(neuron.__file__).resolve().parent),
-                 platform.machine(), f"coreneuron={bool(coreneuron)}", flags):
+    flags = " ".join(coreneuron_compile_flags(tables=not direct)) if coreneuron else ""
+    parts = [_CACHE_FORMAT, neuron_version(), str(Path(neuron.__file__).resolve().parent),
+             platform.machine(), f"coreneuron={bool(coreneuron)}", flags]
+    if direct:
+        parts.append(f"tables=False;{_DIRECT_FORMAT}")
+    for part in parts:
         digest.update(part.encode() + b"\0")
     for path in paths:
         digest.update(Path(path).name.encode() + b"\0" + Path(path).read_bytes() + b"\0")
-    flavour = "core" if coreneuron else "nrn"
+    flavour = "direct" if direct else ("core" if coreneuron else "nrn")
     return f"nrn{neuron_version()}-{flavour}-{digest.hexdigest()[:20]}"
 
 
@@ -169,7 +187,11 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def coreneuron_compile_flags() -> list[str]:
+AVX512_FLAGS = ("avx512f", "avx512dq", "avx512vl", "avx512bw", "avx512cd")
+"""CPU flags (``/proc/cpuinfo``) for which direct-evaluation builds use 8-wide (AVX-512) vectors."""
+
+
+def coreneuron_compile_flags(tables: bool = True) -> list[str]:
     """Extra compiler flags of CoreNEURON builds, letting gcc vectorise the per-instance loops' exp().
 
     glibc declares its vector math functions (libmvec) only when ``__FAST_MATH__`` is defined; with
@@ -178,14 +200,25 @@ def coreneuron_compile_flags() -> list[str]:
     then indexes outside the table (a crash instead of neuroemu's "voltage became NaN" error).
     ``-mavx2 -mfma`` (4-wide vectors) are added where this CPU has both; only machines with the
     same flags share a cached build.
+
+    ``tables=False`` gives the flags of the direct-evaluation build: ``-O3`` first, and on CPUs with
+    AVX-512 (:data:`AVX512_FLAGS`) the AVX-512 flags after ``-mavx2 -mfma``, so that the vectorised
+    exp() is libmvec's 8-wide one. ``tables=True`` (the build with lookup tables) keeps exactly the
+    flags it always had, so it reproduces earlier results bit for bit.
     """
     flags = ["-fno-math-errno", "-fno-trapping-math", "-D__FAST_MATH__"]
-    if platform.machine() in ("x86_64", "AMD64") and {"avx2", "fma"} <= _cpu_flags():
+    cpu = _cpu_flags() if platform.machine() in ("x86_64", "AMD64") else set()
+    if {"avx2", "fma"} <= cpu:
         flags += ["-mavx2", "-mfma"]
+    if tables:
+        return flags
+    flags = ["-O3"] + flags
+    if {"avx2", "fma"} <= cpu and set(AVX512_FLAGS) <= cpu:
+        flags += ["-m" + f for f in AVX512_FLAGS] + ["-mprefer-vector-width=512"]
     return flags
 
 
-def _nrnivmodl_command(nrnivmodl: Path, coreneuron: bool) -> list[str]:
+def _nrnivmodl_command(nrnivmodl: Path, coreneuron: bool, tables: bool = True) -> list[str]:
     cmd = [str(nrnivmodl)]
     try:
         with open(nrnivmodl, "rb") as fh:
@@ -198,7 +231,7 @@ def _nrnivmodl_command(nrnivmodl: Path, coreneuron: bool) -> list[str]:
     if coreneuron:
         # -incflags reach both libraries of a CoreNEURON build; builds without CoreNEURON keep
         # NEURON's default flags
-        cmd += ["-coreneuron", "-incflags", " ".join(coreneuron_compile_flags())]
+        cmd += ["-coreneuron", "-incflags", " ".join(coreneuron_compile_flags(tables=tables))]
     return cmd
 
 
@@ -240,14 +273,29 @@ def _failure_message(cmd: list[str], rc: int | str, output: str, where: Path, lo
     )
 
 
-def _compile(dest: Path, key: str, coreneuron: bool, paths: list[Path]) -> None:
+_TABLE_RE = re.compile(r"^(\s*)(TABLE\b.*)$", re.MULTILINE)
+_DIRECT_FORMAT = "direct-v1"
+
+
+def without_tables(text: str) -> str:
+    """A mod file's text with its ``TABLE`` statements commented out (the direct-evaluation build).
+
+    Nothing else changes: the rate procedures compute what they computed before, at every call.
+    """
+    return _TABLE_RE.sub(r"\1: (direct-evaluation build) \2", text)
+
+
+def _compile(dest: Path, key: str, coreneuron: bool, paths: list[Path], tables: bool = True) -> None:
     """Compile ``paths`` in a temp dir next to ``dest`` and rename it to ``dest`` (caller holds the lock)."""
     nrnivmodl = find_nrnivmodl()
-    cmd = _nrnivmodl_command(nrnivmodl, coreneuron)
+    cmd = _nrnivmodl_command(nrnivmodl, coreneuron, tables=tables)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=dest.parent))
     try:
         for path in paths:
-            shutil.copy2(path, tmp / Path(path).name)
+            if tables:
+                shutil.copy2(path, tmp / Path(path).name)
+            else:
+                (tmp / Path(path).name).write_text(without_tables(Path(path).read_text()))
         env = dict(os.environ)
         env.pop("NRN_NMODL_PATH", None)
         start = time.perf_counter()
@@ -269,6 +317,7 @@ def _compile(dest: Path, key: str, coreneuron: bool, paths: list[Path]) -> None:
             raise MechanismError(_failure_message(cmd, proc.returncode, proc.stdout, dest, log))
         info = {
             "key": key, "neuron_version": neuron_version(), "coreneuron": bool(coreneuron),
+            "tables": bool(tables),
             "mechanisms": mechanism_names(paths), "nrnivmodl": " ".join(cmd),
             "seconds": round(time.perf_counter() - start, 2), "built_by_pid": os.getpid(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -283,8 +332,11 @@ def _compile(dest: Path, key: str, coreneuron: bool, paths: list[Path]) -> None:
 
 
 def build_mechanisms(coreneuron: bool = False, *, paths: list[Path] | None = None,
-                     root: Path | None = None) -> Path:
+                     root: Path | None = None, tables: bool = True) -> Path:
     """Compile the mechanisms into the cache if needed and return the build directory (no loading).
+
+    ``tables=False`` with ``coreneuron=True`` is the direct-evaluation build (``TABLE`` statements
+    left out, ``-O3``, widest vectors; see the module docstring); ignored for classic builds.
 
     ``paths`` (default: the packaged mod files) and ``root`` (default: :func:`cache_root`) exist
     for tests and tools. Concurrent callers (threads or processes) wait on a file lock, so one
@@ -292,7 +344,8 @@ def build_mechanisms(coreneuron: bool = False, *, paths: list[Path] | None = Non
     """
     global last_build_compiled
     paths = [Path(p) for p in (paths if paths is not None else mod_files())]
-    key = cache_key(coreneuron, paths)
+    tables = bool(tables) or not coreneuron
+    key = cache_key(coreneuron, paths, tables=tables)
     base = Path(root) if root is not None else cache_root()
     base = base / "mechanisms"
     dest = base / key
@@ -313,7 +366,7 @@ def build_mechanisms(coreneuron: bool = False, *, paths: list[Path] | None = Non
         except ImportError:  # not POSIX: no inter-process lock available
             pass
         if not _is_complete(dest, coreneuron):
-            _compile(dest, key, coreneuron, paths)
+            _compile(dest, key, coreneuron, paths, tables=tables)
             last_build_compiled = True
     finally:
         os.close(fd)  # closing releases the flock
@@ -332,11 +385,19 @@ def set_use_tables(enabled: bool) -> list[str]:
 
     Sets NEURON's ``usetable_<Mech>`` globals. Off, every rate function is evaluated directly, as in
     the published model. Loads the mechanisms if needed. Takes effect at the next ``finitialize``
-    (which also builds a table the first time it is used).
+    (which also builds a table the first time it is used). In a process that loaded the
+    direct-evaluation build (which has no tables) ``False`` does nothing and ``True`` raises
+    :class:`MechanismError`.
     """
     load_mechanisms()
     from neuron import h
 
+    if not _loaded_tables:
+        if enabled:
+            raise MechanismError(
+                f"this process loaded the direct-evaluation build of the mechanisms ({_loaded_path}), which has "
+                "no lookup tables; use SolverConfig(use_tables=False), or the tables in a fresh process")
+        return []
     names = table_mechanisms()
     for name in names:
         attr = f"usetable_{name}"
@@ -357,6 +418,11 @@ def coreneuron_loaded() -> bool:
     return _loaded_path is not None and _loaded_coreneuron
 
 
+def tables_loaded() -> bool:
+    """True unless this process loaded the direct-evaluation build (which has no lookup tables)."""
+    return _loaded_tables
+
+
 def _set_coreneuron_library(build_dir: Path) -> None:
     lib = _library(build_dir, "libcorenrnmech")
     if lib is None:
@@ -366,16 +432,18 @@ def _set_coreneuron_library(build_dir: Path) -> None:
     os.environ["CORENEURONLIB"] = str(lib)
 
 
-def load_mechanisms(coreneuron: bool = False) -> Path:
+def load_mechanisms(coreneuron: bool = False, tables: bool = True) -> Path:
     """Compile (cached) and load neuroemu's mechanisms into this process's NEURON; return the build dir.
 
     Idempotent: later calls return the same path at once. With ``coreneuron=True`` the build also
     contains CoreNEURON's library and ``$CORENEURONLIB`` is pointed at it; NEURON can load one
     mechanism library per process, so request ``coreneuron=True`` in the first call if needed.
+    ``tables=False`` (with ``coreneuron=True``) loads the direct-evaluation build instead; a later
+    call asking for another kind returns the loaded build (see :func:`tables_loaded`).
     If mechanisms with the same names were already loaded from elsewhere (for example an
     ``x86_64/`` folder auto-loaded from the working directory), a warning is issued and those stay.
     """
-    global _loaded_path, _loaded_coreneuron
+    global _loaded_path, _loaded_coreneuron, _loaded_tables
     with _lock:
         if _loaded_path is not None:
             if coreneuron and not _loaded_coreneuron:
@@ -387,7 +455,8 @@ def load_mechanisms(coreneuron: bool = False) -> Path:
             if coreneuron:
                 _set_coreneuron_library(_loaded_path)
             return _loaded_path
-        path = build_mechanisms(coreneuron)
+        tables = bool(tables) or not coreneuron
+        path = build_mechanisms(coreneuron, tables=tables)
         import neuron
         from neuron import h
 
@@ -414,6 +483,7 @@ def load_mechanisms(coreneuron: bool = False) -> Path:
             _set_coreneuron_library(path)
         _loaded_path = path
         _loaded_coreneuron = bool(coreneuron)
+        _loaded_tables = tables
         return path
 
 
@@ -421,5 +491,6 @@ __all__ = [
     "CALCIUM_DYNAMICS", "CHANNEL_MECHANISMS", "MOD_DIR", "SYNAPSE_MECHANISMS", "build_mechanisms",
     "cache_key", "cache_root", "coreneuron_compile_flags", "coreneuron_loaded", "find_nrnivmodl",
     "load_mechanisms", "loaded_mechanism_path",
-    "mechanism_names", "mod_files", "neuron_version", "set_use_tables", "table_mechanisms",
+    "mechanism_names", "mod_files", "neuron_version", "set_use_tables", "table_mechanisms", "tables_loaded",
+    "without_tables",
 ]
