@@ -114,7 +114,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ab", action="store_true", help="also eager (vs the default TorchScript) loops, and loop_threads 0 (vs 1)")
     ap.add_argument("--only", default="", help="run the families whose label contains this text")
+    ap.add_argument("--with-simulation", action="store_true",
+                    help="also time the NEURON simulation of the default cell in this run (default solver, nmda "
+                         "inputs, one core) and print every speed as a multiple of it")
+    ap.add_argument("--sim-ms", type=int, default=6000, help="simulated ms for --with-simulation")
     args = ap.parse_args()
+    sim = None
+    if args.with_simulation:
+        from bench_emulator import bench_simulation  # same folder
+
+        sim = bench_simulation(args.sim_ms)
+        print(f"simulation (default solver, one core): {sim['ms_per_cpu_s']:,.0f} simulated ms per CPU s "
+              f"({sim['output_spikes']} output spikes in {args.sim_ms} ms)")
+    table = []
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; input density {DENSITY}")
@@ -141,6 +153,7 @@ def main() -> None:
         print(f"  inference batch {lb} x {lt} ms:     events {sle:>12,.0f}  ms/s")
         wps, dt = train_speed(model, r)
         print(f"  training batch 8 x 500 ms (fwd+bwd): {wps:,.1f} windows/s ({dt * 1e3:.0f} ms per step)")
+        table.append((label, cfg.n_parameters, cfg.flops_per_ms, s1d, s1e, lb, lt, sle, wps))
         if args.ab and cfg.family in ("elm", "branch-elm"):
             for backend in ("eager",):
                 elm_mod.LOOP_BACKEND = backend
@@ -153,6 +166,13 @@ def main() -> None:
                   f"ms/s; batch {lb}: {infer_speed(model, evl, max(1, r - 1)):,.0f} ms/s; training "
                   f"{train_speed(model, r)[0]:,.1f} windows/s")
             model.config.loop_threads = 1
+    print("\n| model | params | FLOP/ms | batch 1, dense / events (sim ms/s) | large batch, events (sim ms/s) | "
+          + ("x simulation (batch 1 / large) | " if sim else "") + "training windows/s |")
+    print("|---|---|---|---|---|" + ("---|" if sim else "") + "---|")
+    for label, n, f, s1d, s1e, lb, lt, sle, wps in table:
+        ratio = f" {max(s1d, s1e) / sim['ms_per_cpu_s']:,.0f}x / {sle / sim['ms_per_cpu_s']:,.0f}x |" if sim else ""
+        print(f"| {label} | {n:,} | {f:,.0f} | {s1d:,.0f} / {s1e:,.0f} | {sle:,.0f} ({lb} x {lt} ms) |{ratio} "
+              f"{wps:,.1f} |")
 
 
 if __name__ == "__main__":
