@@ -14,22 +14,33 @@ __all__ = ["register"]
 
 
 
+def _config_from(cls, config_file: str | None, flags: dict, what: str):
+    """``cls`` from ``config_file`` (if any) with the given command-line ``flags`` (those not None) on top;
+    errors name the file."""
+    from neuroemu.config import read_config_file
+
+    base = read_config_file(config_file, what) if config_file else {}
+    base.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return cls.from_dict(base)
+    except ConfigError as e:
+        raise ConfigError(f"{config_file}: {e}" if config_file else str(e)) from None
+
+
+def _budget(args: argparse.Namespace, steps: str, minutes: str) -> dict:
+    s, m = getattr(args, steps), getattr(args, minutes)
+    return {"budget_steps": s, "budget_minutes": m} if s is not None or m is not None else {}
+
+
 def _sweep_config(args: argparse.Namespace):
     from neuroemu.study.sweep import SweepConfig
 
-    base = SweepConfig.from_file(args.config).to_dict() if args.config else {}
-    for name, value in (("depths", args.depths), ("widths", args.widths), ("receptive_fields", args.receptive_fields),
-                        ("preset", args.preset), ("seed", args.seed), ("checkpoint", args.checkpoint),
-                        ("models", args.models), ("train_fraction", args.train_fraction)):
-        if value is not None:
-            base[name] = value
-    if args.budget is not None or args.budget_minutes is not None:
-        base["budget_steps"] = args.budget
-        base["budget_minutes"] = args.budget_minutes
-    try:
-        return SweepConfig.from_dict(base)
-    except ConfigError as e:
-        raise ConfigError(f"{args.config}: {e}" if args.config else str(e)) from None
+    flags = {"depths": args.depths, "widths": args.widths, "receptive_fields": args.receptive_fields,
+             "preset": args.preset, "seed": args.seed, "checkpoint": args.checkpoint, "models": args.models,
+             "train_fraction": args.train_fraction}
+    cfg = _config_from(SweepConfig, args.config, flags, "SweepConfig")
+    budget = _budget(args, "budget", "budget_minutes")
+    return cfg.replace(**budget) if budget else cfg
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -111,21 +122,13 @@ def _str_list(text: str) -> list[str]:
 
 
 def _learning_curve_config(args: argparse.Namespace):
-    from neuroemu.config import read_config_file
     from neuroemu.study.learning_curve import LearningCurveConfig
 
-    base = read_config_file(args.config, "LearningCurveConfig") if args.config else {}
-    for name, value in (("models", args.models), ("fractions", args.fractions), ("preset", args.preset),
-                        ("seed", args.seed), ("patience", args.patience), ("split", args.split)):
-        if value is not None:
-            base[name] = value
-    if args.max_steps is not None or args.max_minutes is not None:
-        base["budget_steps"] = args.max_steps
-        base["budget_minutes"] = args.max_minutes
-    try:
-        return LearningCurveConfig.from_dict(base)
-    except ConfigError as e:
-        raise ConfigError(f"{args.config}: {e}" if args.config else str(e)) from None
+    flags = {"models": args.models, "fractions": args.fractions, "preset": args.preset, "seed": args.seed,
+             "patience": args.patience, "split": args.split}
+    cfg = _config_from(LearningCurveConfig, args.config, flags, "LearningCurveConfig")
+    budget = _budget(args, "max_steps", "max_minutes")
+    return cfg.replace(**budget) if budget else cfg
 
 
 def _cmd_learning_curve(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from neuroemu.dataset.trial import Trial
 from neuroemu.errors import DatasetError
 from neuroemu.inputs.spikes import InputSpikes
 
-__all__ = ["write_shard", "read_shard", "check_trial"]
+__all__ = ["write_shard", "read_shard", "check_trial", "shard_summary"]
 
 GZIP_LEVEL = 4
 MAX_CHUNK_ROWS = 1 << 16
@@ -120,11 +120,15 @@ def write_shard(out_dir: str | Path, trial: Trial, *, n_exc: int, n_inh: int, da
         except OSError:
             pass
         raise
+    return {"index": int(trial.index), "file": shard_relpath(trial.index), **shard_summary(final, trial)}
+
+
+def shard_summary(path: Path, trial: Trial, sha256: str | None = None) -> dict[str, Any]:
+    """A shard's manifest facts: file hash (``sha256`` when already known) and size, output spikes, input and
+    transmitted event counts."""
     return {
-        "index": int(trial.index),
-        "file": shard_relpath(trial.index),
-        "sha256": file_sha256(final),
-        "bytes": final.stat().st_size,
+        "sha256": sha256 or file_sha256(path),
+        "bytes": path.stat().st_size,
         "n_output_spikes": int(np.asarray(trial.spike_times_ms).size),
         "n_exc_events": int(trial.inputs.exc.shape[0]),
         "n_inh_events": int(trial.inputs.inh.shape[0]),

@@ -5,11 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from neuroemu.dataset.format import SHARDS_DIR, TMP_SUFFIX, DatasetConfig, file_sha256, shard_index, shard_relpath
 from neuroemu.dataset.manifest import load_manifest
-from neuroemu.dataset.shard import check_trial, read_shard
+from neuroemu.dataset.shard import check_trial, read_shard, shard_summary
 from neuroemu.errors import DatasetError
 
 
@@ -37,17 +36,7 @@ def verify_shard(path: str | Path, *, expected_sha256: str | None = None, expect
         if want is not None and int(a.get(name, -1)) != int(want):
             raise DatasetError(f"{path}: {name} = {a.get(name)}, expected {want}")
     check_trial(trial, int(a.get("n_exc", 0)), int(a.get("n_inh", 0)), trial.duration_ms, where=str(path))
-    return {
-        "sha256": sha,
-        "bytes": path.stat().st_size,
-        "n_output_spikes": int(trial.spike_times_ms.size),
-        "n_exc_events": int(trial.inputs.exc.shape[0]),
-        "n_inh_events": int(trial.inputs.inh.shape[0]),
-        "n_exc_transmitted": int(trial.inputs.exc.shape[0] if trial.exc_transmitted is None
-                                 else np.count_nonzero(trial.exc_transmitted)),
-        "n_inh_transmitted": int(trial.inputs.inh.shape[0] if trial.inh_transmitted is None
-                                 else np.count_nonzero(trial.inh_transmitted)),
-    }
+    return shard_summary(path, trial, sha)
 
 
 @dataclass

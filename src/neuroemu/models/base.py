@@ -60,6 +60,8 @@ class ModelConfig(Config):
     ``n_dendritic_components``: whitened dendritic-voltage PCs predicted as an auxiliary target (0: none)."""
 
     family: ClassVar[str] = ""
+    #: The field a model spec's size sets (``branch-elm:15`` -> ``memory_units=15``); None: no size.
+    size_field: ClassVar[str | None] = None
 
     n_inputs: int = 1278
     n_dendritic_components: int = 0
@@ -91,10 +93,15 @@ class ModelConfig(Config):
     @classmethod
     def from_spec(cls, size: str) -> "ModelConfig":
         """The config of a model spec's size part (``7x128`` for ``tcn:7x128``, ``15`` for ``branch-elm:15``);
-        an empty size gives the family's default size."""
-        if size:
+        an empty size gives the family's default size. The default reads a positive integer into
+        :attr:`size_field`; families with another size syntax override this."""
+        if not size:
+            return cls()
+        if cls.size_field is None:
             raise ConfigError(f"{cls.family} models take no size in a model spec, got {size!r}")
-        return cls()
+        if not size.isdigit() or int(size) < 1:
+            raise ConfigError(f"{cls.family} size {size!r}: expected a positive integer ({cls.size_field})")
+        return cls(**{cls.size_field: int(size)})
 
     def with_inputs(self, n_inputs: int, **dataset_facts: Any) -> "ModelConfig":
         """This config fitted to a dataset of ``n_inputs`` channels. ``dataset_facts`` (``n_exc``, ``n_inh``,

@@ -95,6 +95,7 @@ class ELMConfig(ModelConfig):
     """
 
     family: ClassVar[str] = "elm"
+    size_field: ClassVar[str | None] = "memory_units"
 
     memory_units: int = 20
     mlp_hidden: int | None = None
@@ -137,15 +138,6 @@ class ELMConfig(ModelConfig):
             raise ConfigError(f"{name}.input_mode must be one of {_INPUT_MODES}, got {self.input_mode!r}")
         if self.loop_threads < 0:
             raise ConfigError(f"{name}.loop_threads must be >= 0, got {self.loop_threads}")
-
-    @classmethod
-    def from_spec(cls, size: str) -> "ELMConfig":
-        """The size part of a model spec is the number of memory units (``elm:20``, ``branch-elm:15``)."""
-        if not size:
-            return cls()
-        if not size.isdigit() or int(size) < 1:
-            raise ConfigError(f"{cls.family} size {size!r}: expected the number of memory units, e.g. 15")
-        return cls(memory_units=int(size))
 
     def validate(self) -> "ELMConfig":
         """Check every field, including those that depend on ``n_inputs``; raise :class:`ConfigError`."""

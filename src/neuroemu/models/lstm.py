@@ -38,6 +38,7 @@ class LSTMConfig(ModelConfig):
     (published: 266 M per 500-ms sample = 532 k per ms)."""
 
     family: ClassVar[str] = "lstm"
+    size_field: ClassVar[str | None] = "hidden"
 
     hidden: int = 50
     layers: int = 1
@@ -57,15 +58,6 @@ class LSTMConfig(ModelConfig):
             raise ConfigError(f"LSTMConfig.layers must be >= 1, got {self.layers}")
         if self.burn_in_ms < 0:
             raise ConfigError(f"LSTMConfig.burn_in_ms must be >= 0, got {self.burn_in_ms}")
-
-    @classmethod
-    def from_spec(cls, size: str) -> "LSTMConfig":
-        """The size part of a model spec is the number of hidden units (``lstm:50``)."""
-        if not size:
-            return cls()
-        if not size.isdigit() or int(size) < 1:
-            raise ConfigError(f"lstm size {size!r}: expected the number of hidden units, e.g. 50")
-        return cls(hidden=int(size))
 
     def validate(self) -> "LSTMConfig":
         super().validate()
