@@ -31,9 +31,10 @@ Speed (measured in ``benchmarks/bench_simulation.py``; the equations are those o
   CoreNEURON's generated loops then call glibc's vector exp() (libmvec, 4 wide with AVX2, 8 wide
   with AVX-512), about 1.35x faster than the default flags; results differ from classic NEURON's
   by ~1e-10 mV. The flags are part of the cache key.
-- CoreNEURON builds come in two kinds (``tables=``): with the lookup tables (the build of
-  neuroemu <= 0.x's default solver, kept bit for bit: same sources, same flags), and the
-  *direct-evaluation* build (``tables=False``, the default solver's since the "sim-speed" change):
+- CoreNEURON builds come in two kinds (``tables=``): with the lookup tables (the build of the
+  default solver before the "sim-speed" change, ``SolverConfig.old_default()``, kept bit for bit:
+  same sources, same flags, same cache key), and the *direct-evaluation* build (``tables=False``,
+  the default solver's now):
   the same mod files with their ``TABLE`` statements left out, compiled with ``-O3`` and the
   CPU's widest vectors. CoreNEURON's table lookup (branches and early returns) keeps gcc from
   vectorising a mechanism's loop, so every ``exp`` of the cnexp update stays a scalar call; without
