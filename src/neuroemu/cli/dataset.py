@@ -34,6 +34,17 @@ def generator_config(cell_kind: str, variant: str, preset_name: str | None, conf
         raise ConfigError(f"{config_file}: {e}" if config_file else str(e)) from None
 
 
+def solver_config(name: str | None):
+    """The :class:`SolverConfig` of ``--solver`` (None: the default)."""
+    from neuroemu.simulation.solver import SolverConfig
+
+    named = {None: SolverConfig, "default": SolverConfig, "old-default": SolverConfig.old_default,
+             "published": SolverConfig.published}
+    if name in named:
+        return named[name]()
+    return SolverConfig.from_file(name)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from neuroemu.cells.config import CellConfig
     from neuroemu.dataset.format import DatasetConfig
@@ -49,7 +60,8 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--morphology {args.morphology}: file not found")
     cell = CellConfig(kind=args.cell, variant=args.variant, morphology=morphology, conductance_scale=scale)
     gen = generator_config(args.cell, args.variant, args.inputs_preset, args.config)
-    cfg = DatasetConfig(cell=cell, generator=gen, n_trials=args.trials, duration_ms=args.duration_ms,
+    cfg = DatasetConfig(cell=cell, generator=gen, solver=solver_config(args.solver) if args.cell == "l5pc" else None,
+                        n_trials=args.trials, duration_ms=args.duration_ms,
                         seed=args.seed, release_probability=args.release_probability,
                         record_dendrites="dendrites" in (args.record or []))
     out = build_dataset(cfg, args.out, workers=args.workers, scheduler=args.scheduler,
@@ -122,6 +134,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs-preset", choices=sorted(PRESETS),
                    help="input generator preset (default: the variant's, 'iaf' for the IAF cell)")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON of input-generator fields overriding the preset")
+    p.add_argument("--solver", metavar="NAME|FILE",
+                   help="NEURON solver: 'default', 'old-default' (the tables build of neuroemu before the "
+                        "sim-speed change, to extend such a dataset), 'published' (CVode, the published settings; "
+                        "slow), or a YAML/JSON file of SolverConfig fields")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_simulate)
 

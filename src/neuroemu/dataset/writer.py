@@ -49,9 +49,9 @@ def _solver_refusal(out_dir: Path, old: dict | None, new: dict | None, diff: lis
     return (f"{out_dir}: holds a dataset simulated with other solver settings (differs in {', '.join(diff)}; "
             f"solver fingerprint of the dataset {solver_fingerprint(old)}, of this run {solver_fingerprint(new)}). "
             "Adding trials would mix two numerics in one dataset, so it is not extended. Either write to another "
-            "output directory (--out), or extend it with its own solver settings: "
-            f"DatasetConfig(..., solver={json.dumps(old, sort_keys=True)}) (from Python; a dataset of the default "
-            "before the sim-speed change has use_tables=true: SolverConfig.old_default())")
+            "output directory (--out), or extend it with its own solver settings: 'neuroemu simulate ... --solver "
+            f"FILE' with FILE holding {json.dumps(old, sort_keys=True)} ('--solver old-default' for a dataset of the "
+            "default before the sim-speed change, use_tables=true), or DatasetConfig(..., solver=...) from Python")
 
 
 class DatasetWriter:

@@ -75,8 +75,9 @@ __all__ = ["StudyConfig", "SCALES", "CELLS", "EXPECTED_DEPTH_NEEDED", "EV_MARGIN
 CELLS: dict[str, tuple[str, str]] = {"nmda": ("l5pc", "nmda"), "ampa": ("l5pc", "ampa"), "iaf": ("iaf", "nmda")}
 
 #: CPU seconds per simulated second of the L5PC per process with the default solver, measured here
-#: (``benchmarks/bench_simulation.py``); only for the estimates of :func:`study_plan` before any trial exists.
-L5PC_SIM_S_PER_SIM_S = 3.3
+#: (``benchmarks/bench_simulation.py``, docs/simulation.md: 3.11-3.42 on the two cells and input types); only for
+#: the estimates of :func:`study_plan` before any trial exists.
+L5PC_SIM_S_PER_SIM_S = 3.2
 
 #: Offset of the test sets' dataset seed from the study's seed (separate random streams).
 TEST_SEED_OFFSET = 1_000_003
@@ -586,7 +587,7 @@ def study_status(config: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
     status["simulation_s_per_simulated_s_measured"] = round(float(np.mean(measured_sim)), 3) if measured_sim else None
     status["estimate"] = {"simulation_core_hours_left": round(sim_left / 3600.0, 2),
                           "training_process_hours_left": round(train_left / 3600.0, 2),
-                          "note": "at the speeds measured so far (unmeasured: 3.3 CPU s per simulated s and 10 min "
+                          "note": "at the speeds measured so far (unmeasured: 3.2 CPU s per simulated s and 10 min "
                                   "per training run); divide by the processes that run in parallel"}
     return status
 
