@@ -51,7 +51,8 @@ def _solver_refusal(out_dir: Path, old: dict | None, new: dict | None, diff: lis
             "Adding trials would mix two numerics in one dataset, so it is not extended. Either write to another "
             "output directory (--out), or extend it with its own solver settings: 'neuroemu simulate ... --solver "
             f"FILE' with FILE holding {json.dumps(old, sort_keys=True)} ('--solver old-default' for a dataset of the "
-            "default before the sim-speed change, use_tables=true), or DatasetConfig(..., solver=...) from Python")
+            "default before the sim-speed change, use_tables=true), or DatasetConfig(..., solver=...) from Python "
+            "(SolverConfig.old_default() for that one)")
 
 
 class DatasetWriter:
