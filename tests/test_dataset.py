@@ -417,3 +417,19 @@ def test_sigkill_mid_run_then_rerun_completes(tmp_path):
                   progress=False)
     assert shard_bytes(out) == shard_bytes(clean) and len(shard_bytes(out)) == 12
     assert verify_dataset(out).passed and NeuroDataset(out).n_trials == 12
+
+
+def test_every_path_records_the_same_complete_config(tmp_path):
+    """A dataset made from Python (as the quickstart does) records the built-in morphology's hash, so the CLI
+    can extend it: the provenance is completed by build_dataset, not by one caller."""
+    from neuroemu.cells.config import CellConfig
+    from neuroemu.cli import main
+
+    out = tmp_path / "ds"
+    build_dataset(DatasetConfig(cell=CellConfig(kind="l5pc", variant="nmda"), n_trials=1, duration_ms=50, seed=0),
+                  out, workers=1, progress=False)
+    m = json.loads((out / MANIFEST_NAME).read_text())
+    assert m["config"]["cell"]["morphology_sha256"].startswith("builtin:")
+    assert main(["simulate", "--variant", "nmda", "--trials", "2", "--duration-ms", "50", "--seed", "0",
+                 "--workers", "1", "--no-progress", "--out", str(out)]) == 0
+    assert NeuroDataset(out).n_trials == 2
