@@ -28,7 +28,7 @@ import neuroemu.models.elm as elm_mod
 from neuroemu.models.elm import BranchELMConfig, ELMConfig
 from neuroemu.models.lstm import LSTMConfig
 from neuroemu.models.sparse_conv import SparseEvents
-from neuroemu.models.tcn import TCNConfig
+from neuroemu.models.tcn import TCNConfig, kernels_for
 
 N_EXC = N_INH = 639
 DENSITY = 0.01
@@ -97,10 +97,13 @@ def families(quick: bool) -> list[tuple[str, object, dict]]:
     out = [
         ("Branch-ELM d_m=15 (default, published)", BranchELMConfig(), {"large": big}),
         ("Branch-ELM d_m=1 (published)", BranchELMConfig(memory_units=1), {"large": big}),
+        ("Branch-ELM d_m=45", BranchELMConfig(memory_units=45), {"large": big}),
         ("Branch-ELM d_m=75 (released)", BranchELMConfig(memory_units=75), {"large": big}),
         ("ELM d_m=20 (default, published)", ELMConfig(), {"large": big}),
         ("LSTM hidden 50 (default, published)", LSTMConfig(), {"large": mid}),
         ("TCN 7x128x153 free (published)", TCNConfig(), {"large": mid}),
+        ("TCN 1x128x43 free (published FCN)", TCNConfig(depth=1, width=128), {"large": mid}),
+        ("TCN 3x32x80 free (the study's width)", TCNConfig(depth=3, width=32, kernels=kernels_for(3, 80)), {"large": mid}),
         (f"TCN 7x128x153 factorized P=4 ({fact_group})",
          TCNConfig(first_layer_type="factorized", profiles=4, group_by=fact_group), {"large": mid}),
     ]
