@@ -317,3 +317,10 @@ def test_study_refuses_a_test_set_too_small_for_the_ci(tmp_path):
                   workers=1, progress=False)
     with pytest.raises(ConfigError, match="needs at least 40"):
         check_test_set(cfg, "iaf", tmp_path / "t")
+
+
+def test_sweep_refuses_a_fraction_that_leaves_no_training_trial(iaf_data, tmp_path):
+    cfg = SweepConfig(depths=[1], widths=[1], receptive_fields=[20], budget_steps=1, train_fraction=0.01)
+    with pytest.raises(ConfigError, match="leaves no training trial"):
+        run_sweep(iaf_data, cfg, tmp_path / "sweep", workers=1, log=lambda m: None)
+    assert not (tmp_path / "sweep").exists()

@@ -61,13 +61,27 @@ def _identity(entry: SweepEntry, cell: str) -> dict[str, Any]:
             "model_spec": entry.spec, "size": int(size) if size.isdigit() else None}
 
 
+def sweep_split(ds, config: SweepConfig) -> dict[str, list[int]]:
+    """The split every configuration of the sweep trains on: the dataset's trials split by ``config.split``,
+    the training part cut to the nested subset of ``train_fraction`` (:class:`ConfigError` when none is left)."""
+    split = split_trials(ds, config.split, config.split_fractions, config.seed)
+    if not split["train"]:
+        raise ConfigError(f"{getattr(ds, 'path', 'the dataset')}: the split {config.split_fractions} of "
+                          f"{ds.n_trials} trials leaves no training trial")
+    if config.train_fraction < 1.0:
+        try:
+            split["train"] = nested_subsets(split["train"], [config.train_fraction],
+                                            config.seed)[config.train_fraction]
+        except ConfigError as e:
+            raise ConfigError(f"{getattr(ds, 'path', 'the dataset')}: {e}") from None
+    return split
+
+
 def sweep_jobs(data_dir: Path, config: SweepConfig, out_dir: Path, entries: list[SweepEntry], cell: str,
                threads: int | None, test_data_dir: Path | None = None) -> list[TrainJob]:
     """The training jobs of ``entries`` (one split of ``data_dir`` shared by all)."""
     ds = open_dataset(data_dir)
-    split = split_trials(ds, config.split, config.split_fractions, config.seed)
-    if config.train_fraction < 1.0:
-        split["train"] = nested_subsets(split["train"], [config.train_fraction], config.seed)[config.train_fraction]
+    split = sweep_split(ds, config)
     data_facts = {"fraction": config.train_fraction, "train_trials": len(split["train"]),
                   "train_hours": round(len(split["train"]) * int(ds.duration_ms) / 3.6e6, 6)}
     tcfg = training_config_for(config, int(ds.duration_ms), threads).to_dict()
@@ -105,6 +119,7 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
     out_dir = Path(out_dir)
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     dataset = dataset_summary(data_dir)
+    sweep_split(open_dataset(data_dir), config)  # a fraction that leaves no training trial: refused before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     check_compatible(out_dir, config, dataset)
     entries = sweep_entries(config)
