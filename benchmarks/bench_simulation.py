@@ -14,7 +14,7 @@ delivery, recording and resampling included).
 Fidelity, against the reference row: the fraction of its output spikes matched one-to-one by a
 spike within 1 ms, the spikes left unmatched ("extra", as a fraction of the reference's), the
 largest matched shift, and the RMSE of the 1-ms soma voltage with both traces clipped at -55 mV
-(the published soma target, spec 8.4). ``new default + record dendrites`` records all segments
+(the published soma target, reference 8.4). ``new default + record dendrites`` records all segments
 at 1 ms (float16); its CPU time over the soma-only row is the dendrite recording's cost.
 
     taskset -c 1 python benchmarks/bench_simulation.py --seeds 0,1,2 --json out.json   # built-in cell, nmda
@@ -76,7 +76,7 @@ def spike_match(ref: np.ndarray, other: np.ndarray, tol_ms: float = 1.0) -> tupl
 
 def subthreshold_sq_err(ref_v: np.ndarray, other_v: np.ndarray, clip_mv: float = -55.0) -> tuple[float, int]:
     """(sum of squared differences, samples) of two 1-ms soma traces clipped at ``clip_mv`` (spikes removed
-    as in the published targets, spec 8.4)."""
+    as in the published targets, reference 8.4)."""
     a = np.minimum(np.asarray(ref_v, float), clip_mv)
     b = np.minimum(np.asarray(other_v, float), clip_mv)
     return float(np.sum((a - b) ** 2)), int(len(a))

@@ -109,7 +109,7 @@ def test_published_parameter_counts_flops_and_names():
     assert abs(TCNConfig().flops_per_ms / 17e6 - 1) < 0.05
     assert abs(LSTMConfig().flops_per_ms / (266e6 / 500) - 1) < 0.01
     assert abs(ELMConfig().flops_per_ms / (55.4e6 / 500) - 1) < 0.1
-    assert 10e3 < BranchELMConfig().flops_per_ms < 34e3  # below the spec's 34 k: traces filtered per branch
+    assert 10e3 < BranchELMConfig().flops_per_ms < 34e3  # below the derived 34 k of reference 12.3: traces filtered per branch
     assert BranchELMConfig().name == "BranchELM_15" and ELMConfig().name == "ELM_20"
     assert LSTMConfig().name == "LSTM_50" and LSTMConfig(layers=2).name == "LSTM_2x50"
     fact = TCNConfig(first_layer_type="factorized", profiles=4)
@@ -138,7 +138,7 @@ def test_history_ms():
 
 # --------------------------------------------------------------------------- numerics
 def _reference_elm(model: ELM, x: torch.Tensor) -> torch.Tensor:
-    """The spec's equations literally: one trace per (routed) synapse, a per-ms loop, autograd."""
+    """The published equations (reference 12.1-12.2) literally: one trace per (routed) synapse, a per-ms loop, autograd."""
     cfg = model.config
     b, t_len, n = x.shape
     ks = math.exp(-1.0 / cfg.tau_s_ms)

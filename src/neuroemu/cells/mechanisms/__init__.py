@@ -14,7 +14,7 @@ reference-system.md sections 3-4 (no code copied from other projects):
 
 All mechanisms are THREADSAFE and use no POINTER or VERBATIM, so they also build for CoreNEURON.
 
-Speed (measured in ``benchmarks/bench_simulation.py``; the equations are those of the spec):
+Speed (measured in ``benchmarks/bench_simulation.py``; the equations are those of docs/reference.md section 3):
 
 - lookup tables: the rate procedure of every voltage-gated channel carries a ``TABLE`` statement,
   so NEURON evaluates it once on a 0.05-mV grid from -150 to 100 mV and then interpolates linearly
