@@ -305,11 +305,12 @@ def _dataset_facts(path: Path, preset_name: str) -> dict[str, Any]:
     counts = [int(len(ds.spike_times(i))) for i in ds.trial_indices]
     total_s = ds.n_trials * ds.duration_ms / 1000.0
     sim_wall = sum(float(e.get("wall_time_s") or 0.0) for e in ds.manifest.get("shards", []))
+    sim_cpu = sum(float(e.get("cpu_time_s") or 0.0) for e in ds.manifest.get("shards", []))
     return {"path": str(path), "n_trials": ds.n_trials, "duration_ms": ds.duration_ms, "n_channels": ds.n_channels,
             "hours": round(total_s / 3600.0, 4), "inputs_preset": preset_name, "output_spikes": int(sum(counts)),
             "output_rate_hz": round(sum(counts) / total_s, 4) if total_s else None,
             "silent_trials": int(sum(c == 0 for c in counts)),
-            "simulation_wall_s_sum": round(sim_wall, 1),
+            "simulation_wall_s_sum": round(sim_wall, 1), "simulation_cpu_s_sum": round(sim_cpu, 1),
             "simulation_s_per_simulated_s": round(sim_wall / total_s, 3) if total_s else None}
 
 
@@ -423,11 +424,12 @@ def _check_config(out: Path, cfg: StudyConfig) -> None:
 
 
 def _costs(doc: dict[str, Any]) -> dict[str, Any]:
-    sim = sum(float(d.get("simulation_wall_s_sum") or 0.0) for d in doc["datasets"].values()) / 3600.0
-    train = sum(float(r.get("train_minutes") or 0.0) * float((r.get("threads") or 1)) for r in doc["rows"]) / 60.0
+    sim = sum(float(d.get("simulation_cpu_s_sum") or d.get("simulation_wall_s_sum") or 0.0)
+              for d in doc["datasets"].values()) / 3600.0
+    train = sum(float(r.get("train_minutes") or 0.0) for r in doc["rows"]) / 60.0
     return {"simulation_core_hours": round(sim, 3), "training_process_hours": round(train, 3),
-            "note": "simulation: the sum of per-trial wall times of one-core simulation processes; training: the sum "
-                    "of per-run training wall times (each run one process)"}
+            "note": "simulation: the CPU seconds of the trials (their wall seconds where no CPU time was recorded), "
+                    "one core each; training: the sum of the runs' training wall times, one process each"}
 
 
 def _cell_findings(cfg: StudyConfig, cell: str, rows: list[SweepRow], base: CellFindings) -> CellFindings:
