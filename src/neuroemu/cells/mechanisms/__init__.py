@@ -299,6 +299,11 @@ def _compile(dest: Path, key: str, coreneuron: bool, paths: list[Path], tables: 
                 (tmp / Path(path).name).write_text(without_tables(Path(path).read_text()))
         env = dict(os.environ)
         env.pop("NRN_NMODL_PATH", None)
+        home = env.get("NMODLHOME")
+        if home and not (Path(home) / "share" / "nmodl" / "nrnunits.lib").is_file():
+            # importing neuron.nmodl sets NMODLHOME to a folder without nrnunits.lib; the nmodl binary then
+            # fails ("Could not find nrnunits.lib"): let nrnivmodl's wrapper set its own
+            env.pop("NMODLHOME")
         start = time.perf_counter()
         try:
             proc = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
