@@ -103,10 +103,13 @@ def h():
     from neuron import h as hoc
 
     hoc.load_file("stdrun.hoc")
-    hoc.CVode().active(0)  # fixed step, whatever an earlier test module of this process left behind
+    hoc.CVode().active(0)  # fixed step and plain memory layout, whatever an earlier CoreNEURON run left behind
+    hoc.CVode().cache_efficient(0)
+    hoc.secondorder = 0
     mech.set_use_tables(False)
     yield hoc
-    mech.set_use_tables(True)
+    if mech.tables_loaded():  # the direct-evaluation build (loaded first by another module) has none
+        mech.set_use_tables(True)
 
 
 def _compartment(h, mechs):
