@@ -2,7 +2,7 @@
 (simulated ms per wall second) and training throughput.
 
     python benchmarks/bench_families.py            # every family at its default / published size
-    python benchmarks/bench_families.py --ab       # also: eager loops (default: TorchScript), loop_threads 0
+    python benchmarks/bench_families.py --ab       # also: TorchScript / eager loops (default: native kernel), loop_threads 0
     python benchmarks/bench_families.py --quick    # smaller sizes (a smoke run)
 
 Inputs: random binary spikes, 1% of the (ms, channel) bins (about the published data's occupancy), 1278
@@ -115,7 +115,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--ab", action="store_true", help="also eager (vs the default TorchScript) loops, and loop_threads 0 (vs 1)")
+    ap.add_argument("--ab", action="store_true", help="also the TorchScript and eager loops (vs the default: the "
+                    "native kernel for inference, TorchScript for training), and loop_threads 0 (vs 1)")
     ap.add_argument("--only", default="", help="run the families whose label contains this text")
     ap.add_argument("--with-simulation", action="store_true",
                     help="also time the NEURON simulation of the default cell in this run (default solver, nmda "
@@ -158,12 +159,12 @@ def main() -> None:
         print(f"  training batch 8 x 500 ms (fwd+bwd): {wps:,.1f} windows/s ({dt * 1e3:.0f} ms per step)")
         table.append((label, cfg.n_parameters, cfg.flops_per_ms, s1d, s1e, lb, lt, sle, wps))
         if args.ab and cfg.family in ("elm", "branch-elm"):
-            for backend in ("eager",):
+            for backend in ("script", "eager"):
                 elm_mod.LOOP_BACKEND = backend
                 print(f"  [{backend} loops] batch 1: {infer_speed(model, ev1, r):,.0f} ms/s; batch {lb}: "
                       f"{infer_speed(model, evl, max(1, r - 1)):,.0f} ms/s; training {train_speed(model, r)[0]:,.1f} "
                       f"windows/s")
-                elm_mod.LOOP_BACKEND = "script"
+                elm_mod.LOOP_BACKEND = "native"
             model.config.loop_threads = 0
             print(f"  [loop_threads=0, i.e. {args.threads} threads everywhere] batch 1: {infer_speed(model, ev1, r):,.0f} "
                   f"ms/s; batch {lb}: {infer_speed(model, evl, max(1, r - 1)):,.0f} ms/s; training "

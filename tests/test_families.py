@@ -177,6 +177,62 @@ def test_elm_equals_the_literal_equations_forward_and_gradients(key):
         torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-10)
 
 
+def _perturbed(key: str) -> ELM:
+    torch.manual_seed(3)
+    model = _build(key).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("key", ["elm", "elm-silu-noweights", "branch-elm"])
+def test_native_inference_kernel_equals_the_literal_equations(key, monkeypatch):
+    from neuroemu.models import _elm_native, elm
+
+    if not _elm_native.available():
+        pytest.skip("no C compiler: the native ELM kernel cannot be built here")
+    model = _perturbed(key)
+    x = _spikes((37, 60, 20), 0.15, seed=4)  # 37 traces: whole groups and a partial one
+    x[0, 3, 4] = 2.0
+    calls = []
+    real = _elm_native.elm_forward
+    monkeypatch.setattr(_elm_native, "elm_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with torch.no_grad():
+        ref = _reference_elm(model, x)
+        dense = model(x)
+        events = model.infer(sparse_events(x))
+        first = model(x[:, :25])
+        second = model(x[:, 25:], state=first.state)
+        monkeypatch.setattr(elm, "LOOP_BACKEND", "script")
+        script = model(x)
+    assert len(calls) == 4  # every inference above ran in the kernel, the script one did not
+    for out in (dense, events):
+        torch.testing.assert_close(out.spike_logits, ref[..., 0], rtol=1e-4, atol=2e-5)
+        torch.testing.assert_close(out.soma, ref[..., 1], rtol=1e-4, atol=2e-5)
+        if out.dvt is not None:
+            torch.testing.assert_close(out.dvt, ref[..., 2:], rtol=1e-4, atol=2e-5)
+        torch.testing.assert_close(out.state[0], script.state[0], rtol=1e-4, atol=2e-5)
+        torch.testing.assert_close(out.state[1], script.state[1], rtol=1e-4, atol=2e-5)
+    torch.testing.assert_close(torch.cat([first.soma, second.soma], 1), dense.soma, rtol=0, atol=1e-6)
+
+
+def test_native_kernel_is_not_used_for_training_or_unfolded_projections(monkeypatch):
+    from neuroemu.models import _elm_native
+
+    calls = []
+    monkeypatch.setattr(_elm_native, "elm_forward", lambda *a, **k: calls.append(1))
+    x = _spikes((3, 30, 20), 0.15, seed=5)
+    _build("branch-elm")(x).soma.sum().backward()  # gradients wanted: the differentiable path
+    with torch.no_grad():
+        _build("branch-elm-wide")(x)  # hidden layer wider than the branch count: projection after the filter
+        _build("branch-elm").double()(x.double())
+    monkeypatch.setenv("NEUROEMU_NATIVE", "0")
+    with torch.no_grad():
+        _build("branch-elm")(x)
+    assert calls == []
+
+
 def test_exp_filter_exact_and_gradcheck():
     u = torch.randn(37, 3, 2, dtype=torch.float64)
     carry = torch.randn(3, 2, dtype=torch.float64)

@@ -324,3 +324,22 @@ def test_sweep_refuses_a_fraction_that_leaves_no_training_trial(iaf_data, tmp_pa
     with pytest.raises(ConfigError, match="leaves no training trial"):
         run_sweep(iaf_data, cfg, tmp_path / "sweep", workers=1, log=lambda m: None)
     assert not (tmp_path / "sweep").exists()
+
+
+def test_status_estimates_unstarted_datasets_at_the_speed_measured_on_the_others(tmp_path):
+    from neuroemu.dataset.format import FORMAT_NAME, FORMAT_VERSION
+    from neuroemu.study.study import study_status
+
+    cfg = StudyConfig.for_scale("tiny", cells=["nmda", "ampa"], l5pc_trials=10, l5pc_duration_ms=1000,
+                                budget_minutes=4)
+    shards = [{"index": i, "wall_time_s": 7.0} for i in range(4)]  # 7 s per simulated second, measured
+    (tmp_path / "data" / "nmda").mkdir(parents=True)
+    (tmp_path / "data" / "nmda" / "dataset.json").write_text(json.dumps(
+        {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": {}, "n_exc": 1, "n_inh": 1,
+         "duration_ms": 1000, "shards": shards}))
+    st = study_status(cfg, tmp_path)
+    assert st["datasets"]["nmda"]["trials_done"] == 4
+    assert st["datasets"]["nmda"]["simulation_s_left_one_core"] == pytest.approx(6 * 7.0)
+    assert st["datasets"]["ampa"]["simulation_s_left_one_core"] == pytest.approx(10 * 7.0)  # not the nominal 3.2
+    n_runs = sum(s["configurations"] for s in st["sweeps"].values())
+    assert st["estimate"]["training_process_hours_left"] == pytest.approx(round(n_runs * 4 / 60, 2))

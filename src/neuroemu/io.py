@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Callable
 
 from neuroemu.errors import NeuroemuError
 
-__all__ = ["atomic_write", "atomic_write_text", "write_json", "read_json", "json_safe"]
+__all__ = ["atomic_write", "atomic_write_text", "write_json", "read_json", "json_safe", "cache_root"]
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
@@ -71,3 +71,14 @@ def read_json(path: str | Path, error: type[NeuroemuError], what: str = "file",
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise error(f"{path}: unreadable ({e}){tail}") from None
+
+
+def cache_root() -> Path:
+    """Root of neuroemu's caches (compiled NMODL mechanisms, native kernels): ``$NEUROEMU_CACHE``, else
+    ``$XDG_CACHE_HOME/neuroemu`` or ``~/.cache/neuroemu``."""
+    env = os.environ.get("NEUROEMU_CACHE")
+    if env:
+        return Path(env).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "neuroemu").resolve()

@@ -52,9 +52,10 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from neuroemu.errors import ConfigError
+from neuroemu.models import _elm_native
 from neuroemu.models._recurrent import check_state_batch, exp_filter, loop_threads, project_inputs
 from neuroemu.models.base import EmulatorModel, ModelConfig, ModelOutput, check_precision
-from neuroemu.models.sparse_conv import SparseEvents
+from neuroemu.models.sparse_conv import SparseEvents, use_events
 
 __all__ = ["ELMConfig", "BranchELMConfig", "ELM", "BranchELM", "ELMState", "branch_starts", "routing_order",
            "TANH_GAIN", "TANH_SLOPE"]
@@ -354,17 +355,18 @@ def _backward_loop(g_mem: torch.Tensor, cd: torch.Tensor, actd: torch.Tensor, w2
     return g_pre, g_z, gm
 
 
-#: How the per-ms loops run: ``"script"`` (TorchScript-compiled on first use; falls back to eager if
-#: scripting fails) or ``"eager"`` (Python). ``benchmarks/bench_families.py --ab`` measures both: scripted
-#: loops were faster in most cases here (batch 1: 1.3-1.6x; training 1.0-1.9x; see docs/models.md).
-LOOP_BACKEND = "script"
+#: How the per-ms loops run: ``"native"`` (CPU inference in the compiled kernel of
+#: :mod:`neuroemu.models._elm_native` where it builds, everything else as ``"script"``), ``"script"``
+#: (TorchScript-compiled on first use; falls back to eager if scripting fails) or ``"eager"`` (Python).
+#: ``benchmarks/bench_families.py --ab`` measures them (docs/models.md).
+LOOP_BACKEND = "native"
 _SCRIPTED: tuple[Any, Any] | None = None
 
 
 def _loops() -> tuple[Any, Any]:
     """(forward loop, backward loop) of :data:`LOOP_BACKEND`."""
     global _SCRIPTED
-    if LOOP_BACKEND == "script":
+    if LOOP_BACKEND in ("script", "native"):
         if _SCRIPTED is None:
             try:  # torch.jit.script is deprecated (DeprecationWarning in torch 2.13) but still works and is faster
                 with warnings.catch_warnings():
@@ -558,6 +560,9 @@ class ELM(EmulatorModel):
             check_state_batch(self.name, carry.shape[0], b)
             m0, carry = m0.to(dtype), carry.to(dtype)
         with torch.autocast(device_type=dev.type, enabled=False):
+            native = self._run_native(x, m0, carry, bf16)
+            if native is not None:
+                return native
             drive = self.synaptic_drive(x, carry, bf16)  # (T, B, h)
             t_len = drive.shape[0]
             if t_len == 0:
@@ -567,6 +572,43 @@ class ELM(EmulatorModel):
                                    state if state is not None else ELMState(m0, drive.new_zeros(b, h)))
             with loop_threads(cfg.loop_threads, dev):
                 return self._recur(drive, m0)
+
+    def _native_applies(self, x: torch.Tensor | SparseEvents) -> bool:
+        """Whether this call runs in the compiled kernel: CPU float32 inference (no gradient wanted), a
+        non-empty window, the folded input projection, ``LOOP_BACKEND == "native"`` and a kernel that builds."""
+        w = self.mlp_in.weight
+        t_len = x.time if isinstance(x, SparseEvents) else x.shape[1]
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        return (LOOP_BACKEND == "native" and w.device.type == "cpu" and w.dtype == torch.float32 and not grad
+                and t_len > 0 and self.folded_projection and _elm_native.available())
+
+    @property
+    def folded_projection(self) -> bool:
+        """Whether the input projection goes straight to the hidden units (no matrix after the filter)."""
+        return True
+
+    def _run_native(self, x: torch.Tensor | SparseEvents, m0: torch.Tensor, carry: torch.Tensor | None,
+                    bf16: bool) -> ModelOutput | None:
+        """The whole window in :func:`~neuroemu.models._elm_native.elm_forward` (None: it does not apply)."""
+        if not self._native_applies(x):
+            return None
+        cfg = self.config
+        threads = cfg.loop_threads
+        with loop_threads(threads, m0.device):
+            v, _ = self.input_maps()
+        b, t_len = (x.batch, x.time) if isinstance(x, SparseEvents) else (x.shape[0], x.shape[1])
+        ev = use_events(x, cfg.input_mode, float(b * t_len * v.numel()))
+        if ev is None:  # dense input: projected by one matmul, the rest in the kernel
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+                ev = project_inputs(x, v, "dense")
+        w1m = self.mlp_in.weight[:, cfg.n_features:]
+        mem, f_last = _elm_native.elm_forward(
+            ev, v, carry, self.kappa_s, self.mlp_in.bias, m0, (w1m * self.kappa_m).t(),
+            (TANH_SLOPE * self.mlp_out.weight).t(), TANH_SLOPE * self.mlp_out.bias, self.kappa_m, self.memory_gain,
+            cfg.mlp_activation == "silu", threads=torch.get_num_threads())
+        y = F.linear(mem, self.readout.weight, self.readout.bias)  # (B, T, n_out)
+        dvt = y[..., 2:].contiguous() if cfg.n_dendritic_components else None
+        return ModelOutput(y[..., 0].contiguous(), y[..., 1].contiguous(), dvt, ELMState(mem[:, -1], f_last))
 
     def _recur(self, drive: torch.Tensor, m0: torch.Tensor) -> ModelOutput:
         """Memory recursion and readout on the synaptic drive (T, B, h) from memory ``m0`` (B, d)."""
@@ -612,6 +654,12 @@ class BranchELM(ELM):
         branch = torch.arange(cfg.branches, device=w.device).view(-1, 1).expand_as(self.slot_channel)
         r = w.new_zeros(cfg.n_inputs, cfg.branches)
         return r.index_put((self.slot_channel.reshape(-1), branch.reshape(-1)), w.reshape(-1), accumulate=True)
+
+    @property
+    def folded_projection(self) -> bool:
+        """Whether the input projection goes straight to the hidden units: the hidden layer is no wider than
+        the branch count (see :meth:`input_maps`)."""
+        return self.config.hidden <= self.config.branches
 
     def input_maps(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Folded (n_inputs, h) projection when the hidden layer is no wider than the branch count, else the

@@ -19,7 +19,7 @@ from torch import nn
 
 from neuroemu.errors import ConfigError
 from neuroemu.models._recurrent import check_state_batch
-from neuroemu.models.base import EmulatorModel, ModelConfig, ModelOutput
+from neuroemu.models.base import EmulatorModel, ModelConfig, ModelOutput, check_precision
 from neuroemu.models.sparse_conv import SparseEvents
 
 __all__ = ["LSTMConfig", "LSTMEmulator"]
@@ -142,6 +142,15 @@ class LSTMEmulator(EmulatorModel):
         """The LSTM's input and recurrent weight matrices and the readout's weights."""
         ws = [getattr(self.lstm, f"weight_{k}_l{layer}") for layer in range(self.config.layers) for k in ("ih", "hh")]
         return ws + [self.readout.weight]
+
+    def infer(self, x: torch.Tensor | SparseEvents, precision: str = "fp32", state: Any = None) -> ModelOutput:
+        """Inference forward; ``bf16`` under bfloat16 autocast, except on a CPU without AVX-512, where oneDNN
+        has no bfloat16 LSTM (it raises "could not create a primitive descriptor") and bfloat16 would not be
+        faster: there it runs in float32."""
+        if (check_precision(precision) == "bf16" and self.input_device(x).type == "cpu"
+                and not torch.backends.cpu.get_cpu_capability().startswith("AVX512")):
+            precision = "fp32"
+        return super().infer(x, precision, state)
 
     def forward(self, x: torch.Tensor | SparseEvents, state: Any = None) -> ModelOutput:
         """x: (batch, time, n_inputs) spikes (any dtype) or :class:`SparseEvents` -> :class:`ModelOutput`

@@ -554,27 +554,30 @@ def study_status(config: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
     status: dict[str, Any] = {"study": str(out), "scale": config.scale, "datasets": {}, "sweeps": {}}
     sim_left = train_left = 0.0
-    measured_sim = []
+    progress = {}  # dataset name -> (cell, duration, target, trials done, their wall time)
     for cell, n, dur, n_test in _cells_of(config):
         for name, target in ((cell, n), (f"{cell}_test", n_test)):
             if not target:
                 continue
-            path = out / "data" / name
             done, wall = 0, 0.0
             try:
-                m = load_manifest(path)
-                shards = [e for e in m["shards"] if int(e["index"]) < target]
-                done = len(shards)
-                wall = sum(float(e.get("wall_time_s") or 0.0) for e in shards)
+                shards = [e for e in load_manifest(out / "data" / name)["shards"] if int(e["index"]) < target]
+                done, wall = len(shards), sum(float(e.get("wall_time_s") or 0.0) for e in shards)
             except DatasetError:
                 pass
-            per_trial = wall / done if done else (0.0 if cell == "iaf" else dur / 1000.0 * L5PC_SIM_S_PER_SIM_S)
-            if done and cell != "iaf":
-                measured_sim.append(per_trial / (dur / 1000.0))
-            left = (target - done) * per_trial
-            sim_left += left
-            status["datasets"][name] = {"trials_done": done, "trials": target, "simulation_s_left_one_core":
-                                        round(left, 1)}
+            progress[name] = (cell, dur, target, done, wall)
+    # L5PC datasets not started yet are estimated at the speed measured on the others (else the nominal one)
+    measured_sim = [wall / done / (dur / 1000.0) for cell, dur, _, done, wall in progress.values()
+                    if done and cell != "iaf"]
+    l5pc_speed = float(np.mean(measured_sim)) if measured_sim else L5PC_SIM_S_PER_SIM_S
+    for name, (cell, dur, target, done, wall) in progress.items():
+        per_trial = wall / done if done else (0.0 if cell == "iaf" else dur / 1000.0 * l5pc_speed)
+        left = (target - done) * per_trial
+        sim_left += left
+        status["datasets"][name] = {"trials_done": done, "trials": target,
+                                    "simulation_s_left_one_core": round(left, 1)}
+    unmeasured_min = min(10.0, float(config.budget_minutes)) if config.budget_minutes else 10.0
+    for cell in config.cells:
         for f in config.fractions:
             entries = sweep_entries(config.sweep_config(cell, f))
             sdir = sweep_dir_for(out, cell, f)
@@ -584,13 +587,14 @@ def study_status(config: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
                                            "mean_train_minutes": round(float(np.mean(done_min)), 2) if done_min
                                            else None}
             left = len(entries) - len(done_min)
-            mean = float(np.mean(done_min)) if done_min else 10.0
+            mean = float(np.mean(done_min)) if done_min else unmeasured_min
             train_left += left * mean * 60.0
     status["simulation_s_per_simulated_s_measured"] = round(float(np.mean(measured_sim)), 3) if measured_sim else None
     status["estimate"] = {"simulation_core_hours_left": round(sim_left / 3600.0, 2),
                           "training_process_hours_left": round(train_left / 3600.0, 2),
-                          "note": "at the speeds measured so far (unmeasured: 3.2 CPU s per simulated s and 10 min "
-                                  "per training run); divide by the processes that run in parallel"}
+                          "note": f"at the speeds measured so far (unmeasured: {l5pc_speed:.1f} CPU s per simulated s "
+                                  f"and {unmeasured_min:g} min per training run); divide by the processes that run "
+                                  "in parallel"}
     return status
 
 

@@ -67,6 +67,7 @@ import warnings
 from pathlib import Path
 
 from neuroemu.errors import MechanismError
+from neuroemu.io import cache_root
 
 MOD_DIR = Path(__file__).resolve().parent
 """Directory holding the packaged ``.mod`` files."""
@@ -115,16 +116,6 @@ def neuron_version() -> str:
     import neuron
 
     return str(neuron.__version__)
-
-
-def cache_root() -> Path:
-    """Root of neuroemu's caches: ``$NEUROEMU_CACHE``, else ``$XDG_CACHE_HOME/neuroemu`` or ``~/.cache/neuroemu``."""
-    env = os.environ.get("NEUROEMU_CACHE")
-    if env:
-        return Path(env).expanduser().resolve()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return (base / "neuroemu").resolve()
 
 
 def cache_key(coreneuron: bool = False, paths: list[Path] | None = None, tables: bool = True) -> str:

@@ -1,0 +1,83 @@
+"""Export the shipped pretrained emulators (``builtin-nmda``, ``builtin-ampa``) from a finished study.
+
+For each L5PC variant it takes one run of the study's whole-pool sweep (default: the Branch-ELM with 15 memory
+units, 6.8 k parameters, the smallest family that fits the package's few-MB budget), and writes
+``src/neuroemu/pretrained/builtin-<cell>/`` with its weights, ``run.json`` and a ``card.json`` holding the
+training facts, the test metrics measured by the study (published protocol, on the study's separate test set)
+with a bootstrap CI over the test traces, and the commands that made it.
+
+    python benchmarks/export_pretrained.py STUDY [--run branch-elm_15] [--cells nmda,ampa] [--dest DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from neuroemu import __version__
+import neuroemu.pretrained as P
+from neuroemu.evaluation.paired import auc_ci, load_predictions
+
+
+def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path) -> dict:
+    test_set = study.get("datasets", {}).get(f"{cell}_test", {})
+    pool = study.get("datasets", {}).get(cell, {})
+    cfg = study["config"]
+    test = {k: row.get(k) for k in ("spike_auc", "spike_auc_sd", "tp_at_fp_0.0025", "soma_explained_variance",
+                                    "soma_rmse_mv", "n_test_traces", "n_test_spikes", "val_spike_auc")}
+    preds = run_dir / "test_predictions.npz"
+    if preds.is_file():
+        ci = auc_ci(load_predictions(preds), n_boot=int(cfg.get("n_boot", 1000)),
+                    level=float(cfg.get("ci_level", 0.95)))
+        test["spike_auc_ci"] = [round(ci.low, 5), round(ci.high, 5)]
+        test["ci_level"] = float(cfg.get("ci_level", 0.95))
+        test["ci_over"] = "test traces (bootstrap)"
+    return {
+        "emulates": f"the built-in L5PC, variant {cell!r} (neuroemu's synthetic layer-5 pyramidal cell, Hay 5b "
+                    f"biophysics), from its {pool.get('n_channels', '?')} synaptic inputs (excitatory then "
+                    "inhibitory, one per dendritic segment, ordered as 'neuroemu cell-info'): per-ms spike "
+                    "probability and somatic voltage",
+        "inputs_preset": pool.get("inputs_preset"),
+        "training_pool": {k: pool.get(k) for k in ("n_trials", "duration_ms", "hours", "output_rate_hz")},
+        "test_set": {k: test_set.get(k) for k in ("n_trials", "duration_ms", "hours", "output_spikes")},
+        "training": {"steps": row.get("train_steps"), "best_step": row.get("best_step"),
+                     "minutes": row.get("train_minutes"), "stop_reason": row.get("stop_reason"),
+                     "budget_steps": cfg.get("budget_steps"), "budget_minutes": cfg.get("budget_minutes")},
+        "test": test,
+        "study": {"scale": study.get("scale"), "description": cfg.get("description"), "dir": study_dir.name},
+        "command": (f"neuroemu study --scale {study.get('scale')} --config CONFIG --out {study_dir.name}; "
+                    f"python benchmarks/export_pretrained.py {study_dir.name}"),
+        "neuroemu": __version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("study", type=Path, help="a study directory (with study.json)")
+    ap.add_argument("--run", default="branch-elm_15", help="run name in sweeps/<cell>/runs (default branch-elm_15)")
+    ap.add_argument("--cells", default="nmda,ampa", help="cells to export (default nmda,ampa)")
+    ap.add_argument("--dest", type=Path, help="destination folder (default: the package's pretrained folder)")
+    args = ap.parse_args(argv)
+    study_file = args.study / "study.json"
+    if not study_file.is_file():
+        print(f"error: {study_file}: no study here", file=sys.stderr)
+        return 2
+    study = json.loads(study_file.read_text())
+    for cell in args.cells.split(","):
+        run_dir = args.study / "sweeps" / cell / "runs" / args.run
+        rows = [r for r in study.get("rows", []) if r.get("cell") == cell and r.get("name") == args.run
+                and r.get("fraction") in (None, 1.0)]
+        if not rows or not (run_dir / "result.json").is_file():
+            print(f"error: {run_dir}: no finished whole-pool run {args.run!r} of {cell!r} in {study_file}",
+                  file=sys.stderr)
+            return 2
+        out = P.export(run_dir, f"builtin-{cell}", _card(study, cell, run_dir, rows[0], args.study), dest=args.dest)
+        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        print(f"{out}: {size / 1e3:.0f} kB; test AUC {rows[0].get('spike_auc')} on {rows[0].get('n_test_traces')} "
+              "traces")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
