@@ -343,3 +343,16 @@ def test_status_estimates_unstarted_datasets_at_the_speed_measured_on_the_others
     assert st["datasets"]["ampa"]["simulation_s_left_one_core"] == pytest.approx(10 * 7.0)  # not the nominal 3.2
     n_runs = sum(s["configurations"] for s in st["sweeps"].values())
     assert st["estimate"]["training_process_hours_left"] == pytest.approx(round(n_runs * 4 / 60, 2))
+
+
+def test_a_study_may_add_fractions_in_a_later_sitting_but_not_drop_them(tmp_path):
+    from neuroemu.study.study import _check_config
+
+    first = StudyConfig.for_scale("tiny", fractions=[1.0])
+    (tmp_path / "study.json").write_text(json.dumps({"config": first.to_dict()}))
+    _check_config(tmp_path, first.replace(fractions=[0.5, 1.0]))  # the data axis grows: fine
+    (tmp_path / "study.json").write_text(json.dumps({"config": first.replace(fractions=[0.5, 1.0]).to_dict()}))
+    with pytest.raises(ConfigError, match="may grow .* but not lose points"):
+        _check_config(tmp_path, first)
+    with pytest.raises(ConfigError, match="differs in budget_steps"):
+        _check_config(tmp_path, first.replace(fractions=[0.5, 1.0], budget_steps=7))

@@ -414,6 +414,11 @@ def _check_config(out: Path, cfg: StudyConfig) -> None:
     new = cfg.to_dict()
     old.pop("cells", None)  # cells may be added or run one at a time: each has its own datasets and sweeps
     new.pop("cells", None)
+    old_f, new_f = old.pop("fractions", None), new.pop("fractions", None)
+    if old_f is not None and not set(map(float, old_f)) <= set(map(float, new_f)):
+        raise ConfigError(f"{out} holds a study with fractions {old_f}; the data axis may grow in a later sitting "
+                          f"(each fraction has its own sweeps) but not lose points: got {new_f}. Use another --out "
+                          "directory, or include the fractions run before")
     if "solver" not in old:  # a study started before the solver was recorded: its datasets record theirs
         new.pop("solver", None)
     if old and old != new:
