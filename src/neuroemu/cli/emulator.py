@@ -241,8 +241,12 @@ def _cmd_pretrained(args) -> int:
         names = pretrained.available()
         for n in names:
             c = pretrained.card(n)
-            print(f"{n:<16} {c.get('architecture')} ({c.get('n_parameters'):,} params), {c.get('cell', {}).get('variant')}"
-                  f" cell, test AUC {c.get('test', {}).get('spike_auc')}")
+            test = c.get("test", {})
+            ci = test.get("spike_auc_ci")
+            print(f"{n:<16} {c.get('architecture')} ({c.get('n_parameters'):,} params), "
+                  f"{c.get('cell', {}).get('variant')} cell, {c.get('train_hours')} h of training data, test AUC "
+                  f"{test.get('spike_auc')}" + (f" [{ci[0]}, {ci[1]}]" if ci else "")
+                  + f" on {test.get('n_test_traces')} traces")
         if not names:
             print("no pretrained emulators in this installation", file=sys.stderr)
         return 0
