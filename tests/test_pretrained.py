@@ -67,4 +67,3 @@ def test_the_shipped_emulators_load_and_describe_themselves():
         assert {"family", "n_parameters", "test", "train_hours", "command"} <= set(card), name
         emu = P.load(name)
         assert emu.n_channels == card["n_exc"] + card["n_inh"]
-
