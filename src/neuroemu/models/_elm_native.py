@@ -84,48 +84,69 @@ static inline vf vtanh(vf x)
     return x * p / q;
 }
 
-/* Traces [b0, b1) of the batch, L at a time. Input, either u (B, T, H): projected, unfiltered inputs, or
-   events: CSR offsets (B * T + 1; row b * T + t), their channels and values (NULL: all 1) and the projection
-   V (n_in, H). f0 (B, H) or NULL: the filtered drive at the ms before the chunk; m0 (B, D); A (D, H);
-   W2 (H, D) (slope folded in); b2, kappa, gain (D; tanh gain folded into gain).
-   Out: mem (B, T, D), f_last (B, H). */
-void elm_forward(int b0, int b1, int T, int H, int D, const float *u, const long long *offsets,
-                 const long long *cols, const float *vals, const float *V, const float *f0, float ks,
-                 const float *bias1, const float *m0, const float *A, const float *W2, const float *b2,
-                 const float *kappa, const float *gain, int silu, float *mem, float *f_last)
+/* Traces [b0, b1) of the batch, L at a time. The input is projected to R values per ms, either given as
+   u (B, T, R) or as events: CSR offsets (B * T + 1; row b * T + t), their channels and values (NULL: all 1)
+   and the projection V (n_in, R); the R filtered traces f drive the H hidden units directly (Wf NULL, R = H)
+   or through Wf (R, H). f0 (B, R) or NULL: f at the ms before the chunk; c0 (B, H) or NULL: a drive of the
+   hidden units carried from the chunk before, decaying like the traces. m0 (B, D); A (D, H); W2 (H, D)
+   (slope folded in); b2, kappa, gain (D; tanh gain folded into gain).
+   Out: mem (B, T, D), f_last (B, R). */
+void elm_forward(int b0, int b1, int T, int R, int H, int D, const float *u, const long long *offsets,
+                 const long long *cols, const float *vals, const float *V, const float *Wf, const float *f0,
+                 const float *c0, float ks, const float *bias1, const float *m0, const float *A, const float *W2,
+                 const float *b2, const float *kappa, const float *gain, int silu, float *mem, float *f_last)
 {
-    float f[L][H];
-    vf a[H][G], m[D][G];
+    float f[L][R];
+    vf a[H][G], m[D][G], c[H][G], fv[Wf ? R : 1][G];
     for (int g0 = b0; g0 < b1; g0 += L) {
         const int n = b1 - g0 < L ? b1 - g0 : L;
         for (int l = 0; l < L; ++l)
-            for (int h = 0; h < H; ++h) f[l][h] = (f0 && l < n) ? f0[(size_t)(g0 + l) * H + h] : 0.0f;
+            for (int r = 0; r < R; ++r) f[l][r] = (f0 && l < n) ? f0[(size_t)(g0 + l) * R + r] : 0.0f;
         for (int j = 0; j < D; ++j) {
             float tmp[L];
             for (int l = 0; l < L; ++l) tmp[l] = l < n ? m0[(size_t)(g0 + l) * D + j] : 0.0f;
             memcpy(m[j], tmp, sizeof tmp);
         }
+        for (int h = 0; h < H; ++h) {
+            float tmp[L];
+            for (int l = 0; l < L; ++l) tmp[l] = (c0 && l < n) ? c0[(size_t)(g0 + l) * H + h] : 0.0f;
+            memcpy(c[h], tmp, sizeof tmp);
+        }
         for (int t = 0; t < T; ++t) {
             for (int l = 0; l < n; ++l) {  /* each trace's synaptic filter and its input of this ms */
                 float *fl = f[l];
-                const size_t r = (size_t)(g0 + l) * T + t;
-                for (int h = 0; h < H; ++h) fl[h] *= ks;
+                const size_t row_i = (size_t)(g0 + l) * T + t;
+                for (int r = 0; r < R; ++r) fl[r] *= ks;
                 if (u) {
-                    const float *ur = u + r * H;
-                    for (int h = 0; h < H; ++h) fl[h] += ur[h];
+                    const float *ur = u + row_i * R;
+                    for (int r = 0; r < R; ++r) fl[r] += ur[r];
                 } else {
-                    for (long long e = offsets[r]; e < offsets[r + 1]; ++e) {
-                        const float *row = V + (size_t)cols[e] * H;
+                    for (long long e = offsets[row_i]; e < offsets[row_i + 1]; ++e) {
+                        const float *row = V + (size_t)cols[e] * R;
                         const float v = vals ? vals[e] : 1.0f;
-                        for (int h = 0; h < H; ++h) fl[h] += v * row[h];
+                        for (int r = 0; r < R; ++r) fl[r] += v * row[r];
                     }
                 }
             }
+            if (Wf)  /* the traces as lane vectors, for the matrix to the hidden units */
+                for (int r = 0; r < R; ++r) {
+                    float tmp[L];
+                    for (int l = 0; l < L; ++l) tmp[l] = f[l][r];
+                    memcpy(fv[r], tmp, sizeof tmp);
+                }
             for (int h = 0; h < H; ++h) {  /* hidden layer: drive + bias + memory term */
-                float tmp[L];
-                for (int l = 0; l < L; ++l) tmp[l] = f[l][h] + bias1[h];
                 vf acc[G];
-                memcpy(acc, tmp, sizeof tmp);
+                if (Wf) {
+                    for (int q = 0; q < G; ++q) { c[h][q] *= ks; acc[q] = c[h][q] + bias1[h]; }
+                    for (int r = 0; r < R; ++r) {
+                        const float w = Wf[(size_t)r * H + h];
+                        for (int q = 0; q < G; ++q) acc[q] += fv[r][q] * w;
+                    }
+                } else {
+                    float tmp[L];
+                    for (int l = 0; l < L; ++l) tmp[l] = f[l][h] + bias1[h];
+                    memcpy(acc, tmp, sizeof tmp);
+                }
                 for (int k = 0; k < D; ++k) {
                     const float w = A[(size_t)k * H + h];
                     for (int q = 0; q < G; ++q) acc[q] += m[k][q] * w;
@@ -149,7 +170,7 @@ void elm_forward(int b0, int b1, int T, int H, int D, const float *u, const long
             }
         }
         for (int l = 0; l < n; ++l)
-            for (int h = 0; h < H; ++h) f_last[(size_t)(g0 + l) * H + h] = f[l][h];
+            for (int r = 0; r < R; ++r) f_last[(size_t)(g0 + l) * R + r] = f[l][r];
     }
 }
 """
@@ -199,7 +220,7 @@ def kernel() -> ctypes.CDLL | None:
             if _KERNEL is not None:
                 fn = _KERNEL.elm_forward
                 fn.restype = None
-                fn.argtypes = ([ctypes.c_int] * 5 + [ctypes.c_void_p] * 6 + [ctypes.c_float]
+                fn.argtypes = ([ctypes.c_int] * 6 + [ctypes.c_void_p] * 8 + [ctypes.c_float]
                                + [ctypes.c_void_p] * 7 + [ctypes.c_int] + [ctypes.c_void_p] * 2)
         return _KERNEL or None
 
@@ -213,22 +234,25 @@ def _f32(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to(torch.float32).contiguous()
 
 
-def elm_forward(inputs: torch.Tensor | SparseEvents, v: torch.Tensor, carry: torch.Tensor | None, kappa_s: float,
-                b1: torch.Tensor, m0: torch.Tensor, a_mat: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
-                kappa: torch.Tensor, gain: torch.Tensor, silu: bool,
+def elm_forward(inputs: torch.Tensor | SparseEvents, v: torch.Tensor, w: torch.Tensor | None,
+                carry: torch.Tensor | None, kappa_s: float, b1: torch.Tensor, m0: torch.Tensor, a_mat: torch.Tensor,
+                w2: torch.Tensor, b2: torch.Tensor, kappa: torch.Tensor, gain: torch.Tensor, silu: bool,
                 threads: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Memories (B, T, d) and the last filtered drive (B, h) of one window.
+    """Memories (B, T, d) and the last filtered drive of the hidden units (B, h) of one window.
 
-    ``inputs``: :class:`~neuroemu.models.sparse_conv.SparseEvents` (projected by ``v`` (n_in, h) inside the
-    kernel, event by event) or the projected inputs (B, T, h) themselves (``v`` unused). ``carry`` (B, h;
-    None: zeros): the filtered drive at the ms before the window; ``m0`` (B, d): the memory. ``a_mat`` (d, h),
-    ``w2`` (h, d) and ``b2`` (d) are the recursion's matrices with the tanh slope folded in, ``gain`` (d) with
-    the tanh gain (as in ``ELM._recur``). ``threads``: groups of traces run in parallel on this many threads."""
+    ``inputs``: :class:`~neuroemu.models.sparse_conv.SparseEvents` (projected by ``v`` (n_in, r) inside the
+    kernel, event by event) or the projected inputs (B, T, r) themselves (``v`` unused but for its width).
+    ``w`` (r, h): the matrix from the r filtered traces to the hidden units (None: r = h, the traces are the
+    drive). ``carry`` (B, h; None: zeros): the drive at the ms before the window; ``m0`` (B, d): the memory.
+    ``a_mat`` (d, h), ``w2`` (h, d) and ``b2`` (d) are the recursion's matrices with the tanh slope folded in,
+    ``gain`` (d) with the tanh gain (as in ``ELM._recur``). ``threads``: groups of traces run in parallel on
+    this many threads."""
     lib = kernel()
     if lib is None:
         raise RuntimeError("the native ELM kernel is not available here")
     d = m0.shape[1]
-    h = v.shape[1]
+    r_width = v.shape[1]
+    h = a_mat.shape[1]
     keep: list[torch.Tensor] = []  # every tensor whose pointer the kernel reads stays alive here
 
     def ptr(x: torch.Tensor | None, dtype: torch.dtype = torch.float32) -> int | None:
@@ -246,14 +270,16 @@ def elm_forward(inputs: torch.Tensor | SparseEvents, v: torch.Tensor, carry: tor
     else:
         bsz, t_len = inputs.shape[0], inputs.shape[1]
         u_p, off_p, col_p, val_p, v_p = ptr(inputs), None, None, None, None
-    f0_p = ptr(carry)
+    # the carried drive: the traces' own state when they are the drive, else a decaying term of its own
+    f0_p, c0_p = (ptr(carry), None) if w is None else (None, ptr(carry))
+    w_p = ptr(w)
     weights = [ptr(x) for x in (b1, m0, a_mat, w2, b2, kappa, gain)]
     mem = torch.empty(bsz, t_len, d, dtype=torch.float32)
-    f_last = torch.empty(bsz, h, dtype=torch.float32)
+    f_last = torch.empty(bsz, r_width, dtype=torch.float32)
 
     def run(lo: int, hi: int) -> None:
-        lib.elm_forward(lo, hi, t_len, h, d, u_p, off_p, col_p, val_p, v_p, f0_p, float(kappa_s), *weights,
-                        int(bool(silu)), mem.data_ptr(), f_last.data_ptr())
+        lib.elm_forward(lo, hi, t_len, r_width, h, d, u_p, off_p, col_p, val_p, v_p, w_p, f0_p, c0_p,
+                        float(kappa_s), *weights, int(bool(silu)), mem.data_ptr(), f_last.data_ptr())
 
     n = max(1, min(int(threads), -(-bsz // GROUP)))
     if n == 1:
@@ -263,4 +289,9 @@ def elm_forward(inputs: torch.Tensor | SparseEvents, v: torch.Tensor, carry: tor
         cuts = [min(bsz, i * step) for i in range(n + 1)]
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(run, cuts[:-1], cuts[1:]))
-    return mem, f_last
+    if w is None:
+        return mem, f_last
+    drive_last = f_last @ w.detach().float()
+    if carry is not None:
+        drive_last = drive_last + float(kappa_s) ** t_len * carry.detach().float()
+    return mem, drive_last

@@ -360,6 +360,10 @@ def _backward_loop(g_mem: torch.Tensor, cd: torch.Tensor, actd: torch.Tensor, w2
 #: (TorchScript-compiled on first use; falls back to eager if scripting fails) or ``"eager"`` (Python).
 #: ``benchmarks/bench_families.py --ab`` measures them (docs/models.md).
 LOOP_BACKEND = "native"
+#: Below this batch an unfolded Branch-ELM (hidden layer wider than the branches) runs the PyTorch loop: the
+#: kernel computes whole groups of 16-32 traces, which for one trace of a large model is slower (measured at
+#: d_m = 45, batch 1: 39 k vs 49 k ms/s; batch 256: 0.92 M vs 0.43 M).
+NATIVE_MIN_BATCH_UNFOLDED = 4
 _SCRIPTED: tuple[Any, Any] | None = None
 
 
@@ -575,17 +579,21 @@ class ELM(EmulatorModel):
 
     def _native_applies(self, x: torch.Tensor | SparseEvents) -> bool:
         """Whether this call runs in the compiled kernel: CPU float32 inference (no gradient wanted), a
-        non-empty window, the folded input projection, ``LOOP_BACKEND == "native"`` and a kernel that builds."""
+        non-empty window, ``LOOP_BACKEND == "native"`` and a kernel that builds."""
         w = self.mlp_in.weight
         t_len = x.time if isinstance(x, SparseEvents) else x.shape[1]
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        b = x.batch if isinstance(x, SparseEvents) else x.shape[0]
+        if self.input_maps_unfolded and b < NATIVE_MIN_BATCH_UNFOLDED:
+            return False
         return (LOOP_BACKEND == "native" and w.device.type == "cpu" and w.dtype == torch.float32 and not grad
-                and t_len > 0 and self.folded_projection and _elm_native.available())
+                and t_len > 0 and _elm_native.available())
 
     @property
-    def folded_projection(self) -> bool:
-        """Whether the input projection goes straight to the hidden units (no matrix after the filter)."""
-        return True
+    def input_maps_unfolded(self) -> bool:
+        """Whether a matrix follows the filter (:meth:`input_maps` returns W): a Branch-ELM whose hidden layer is
+        wider than its branch count."""
+        return False
 
     def _run_native(self, x: torch.Tensor | SparseEvents, m0: torch.Tensor, carry: torch.Tensor | None,
                     bf16: bool) -> ModelOutput | None:
@@ -595,7 +603,7 @@ class ELM(EmulatorModel):
         cfg = self.config
         threads = cfg.loop_threads
         with loop_threads(threads, m0.device):
-            v, _ = self.input_maps()
+            v, w = self.input_maps()
         b, t_len = (x.batch, x.time) if isinstance(x, SparseEvents) else (x.shape[0], x.shape[1])
         ev = use_events(x, cfg.input_mode, float(b * t_len * v.numel()))
         if ev is None:  # dense input: projected by one matmul, the rest in the kernel
@@ -603,7 +611,7 @@ class ELM(EmulatorModel):
                 ev = project_inputs(x, v, "dense")
         w1m = self.mlp_in.weight[:, cfg.n_features:]
         mem, f_last = _elm_native.elm_forward(
-            ev, v, carry, self.kappa_s, self.mlp_in.bias, m0, (w1m * self.kappa_m).t(),
+            ev, v, w, carry, self.kappa_s, self.mlp_in.bias, m0, (w1m * self.kappa_m).t(),
             (TANH_SLOPE * self.mlp_out.weight).t(), TANH_SLOPE * self.mlp_out.bias, self.kappa_m, self.memory_gain,
             cfg.mlp_activation == "silu", threads=torch.get_num_threads())
         y = F.linear(mem, self.readout.weight, self.readout.bias)  # (B, T, n_out)
@@ -656,10 +664,9 @@ class BranchELM(ELM):
         return r.index_put((self.slot_channel.reshape(-1), branch.reshape(-1)), w.reshape(-1), accumulate=True)
 
     @property
-    def folded_projection(self) -> bool:
-        """Whether the input projection goes straight to the hidden units: the hidden layer is no wider than
-        the branch count (see :meth:`input_maps`)."""
-        return self.config.hidden <= self.config.branches
+    def input_maps_unfolded(self) -> bool:
+        """Whether a matrix follows the filter: the hidden layer is wider than the branch count."""
+        return self.config.hidden > self.config.branches
 
     def input_maps(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Folded (n_inputs, h) projection when the hidden layer is no wider than the branch count, else the
