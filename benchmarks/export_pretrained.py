@@ -30,7 +30,7 @@ def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path) -> 
     if preds.is_file():
         ci = auc_ci(load_predictions(preds), n_boot=int(cfg.get("n_boot", 1000)),
                     level=float(cfg.get("ci_level", 0.95)))
-        test["spike_auc_ci"] = [round(ci.low, 5), round(ci.high, 5)]
+        test["spike_auc_ci"] = [round(ci.ci_low, 5), round(ci.ci_high, 5)]
         test["ci_level"] = float(cfg.get("ci_level", 0.95))
         test["ci_over"] = "test traces (bootstrap)"
     return {
@@ -45,7 +45,8 @@ def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path) -> 
                      "minutes": row.get("train_minutes"), "stop_reason": row.get("stop_reason"),
                      "budget_steps": cfg.get("budget_steps"), "budget_minutes": cfg.get("budget_minutes")},
         "test": test,
-        "study": {"scale": study.get("scale"), "description": cfg.get("description"), "dir": study_dir.name},
+        "study": {"scale": study.get("scale"), "description": cfg.get("description"), "dir": study_dir.name,
+                  "config": cfg},
         "command": (f"neuroemu study --scale {study.get('scale')} --config CONFIG --out {study_dir.name}; "
                     f"python benchmarks/export_pretrained.py {study_dir.name}"),
         "neuroemu": __version__,
