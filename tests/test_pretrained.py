@@ -67,3 +67,32 @@ def test_the_shipped_emulators_load_and_describe_themselves():
         assert {"family", "n_parameters", "test", "train_hours", "command"} <= set(card), name
         emu = P.load(name)
         assert emu.n_channels == card["n_exc"] + card["n_inh"]
+
+
+def test_the_builtin_cell_emulators_ship_and_respond_to_their_inputs():
+    """builtin-nmda and builtin-ampa are in the package, on the built-in cell's 629 + 629 inputs, and behave like
+    a neuron: stronger excitation raises the predicted firing, stronger inhibition lowers it."""
+    from neuroemu import InputSpikes
+
+    assert {"builtin-nmda", "builtin-ampa"} <= set(P.available())
+    rng = np.random.default_rng(0)
+
+    def inputs(exc_hz: float, inh_hz: float) -> InputSpikes:
+        def draw(rate: float) -> np.ndarray:
+            n = rng.poisson(rate * 629 * 2.0)  # 2 s
+            return np.stack([rng.integers(0, 629, n), rng.integers(0, 2000, n)], 1)
+        return InputSpikes(exc=draw(exc_hz), inh=draw(inh_hz))
+
+    for name in ("builtin-nmda", "builtin-ampa"):
+        card = P.card(name)
+        assert card["n_exc"] == card["n_inh"] == 629 and card["cell"]["variant"] == name.split("-")[1]
+        assert 0.5 < card["test"]["spike_auc"] <= 1.0 and card["test"]["n_test_traces"] >= 40
+        emu = P.load(name)
+        rates = {}
+        for label, (e, i) in {"low": (5.0, 10.0), "base": (10.0, 10.0), "high": (15.0, 10.0),
+                              "inhibited": (10.0, 25.0)}.items():
+            p = emu.predict(inputs(e, i), duration_ms=2000)["spike_prob"][500:]
+            assert np.isfinite(p).all() and ((0 <= p) & (p <= 1)).all()
+            rates[label] = float(p.mean())
+        assert rates["low"] < rates["base"] < rates["high"], (name, rates)
+        assert rates["inhibited"] < rates["base"], (name, rates)
