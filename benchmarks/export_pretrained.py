@@ -6,7 +6,7 @@ units, 6.8 k parameters, the smallest family that fits the package's few-MB budg
 training facts, the test metrics measured by the study (published protocol, on the study's separate test set)
 with a bootstrap CI over the test traces, and the commands that made it.
 
-    python benchmarks/export_pretrained.py STUDY [--run branch-elm_15] [--cells nmda,ampa] [--dest DIR]
+    python benchmarks/export_pretrained.py STUDY [--run branch-elm_15] [--cells nmda,ampa] [--config-file F] [--dest DIR]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import neuroemu.pretrained as P
 from neuroemu.evaluation.paired import auc_ci, load_predictions
 
 
-def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path) -> dict:
+def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path, config_file: str) -> dict:
     test_set = study.get("datasets", {}).get(f"{cell}_test", {})
     pool = study.get("datasets", {}).get(cell, {})
     cfg = study["config"]
@@ -47,7 +47,7 @@ def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path) -> 
         "test": test,
         "study": {"scale": study.get("scale"), "description": cfg.get("description"), "dir": study_dir.name,
                   "config": cfg},
-        "command": (f"neuroemu study --scale {study.get('scale')} --config CONFIG --out {study_dir.name}; "
+        "command": (f"neuroemu study --scale {study.get('scale')} --config {config_file} --out {study_dir.name}; "
                     f"python benchmarks/export_pretrained.py {study_dir.name}"),
         "neuroemu": __version__,
     }
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("study", type=Path, help="a study directory (with study.json)")
     ap.add_argument("--run", default="branch-elm_15", help="run name in sweeps/<cell>/runs (default branch-elm_15)")
     ap.add_argument("--cells", default="nmda,ampa", help="cells to export (default nmda,ampa)")
+    ap.add_argument("--config-file", default="CONFIG", help="the study's --config file, as the card should name it")
     ap.add_argument("--dest", type=Path, help="destination folder (default: the package's pretrained folder)")
     args = ap.parse_args(argv)
     study_file = args.study / "study.json"
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {run_dir}: no finished whole-pool run {args.run!r} of {cell!r} in {study_file}",
                   file=sys.stderr)
             return 2
-        out = P.export(run_dir, f"builtin-{cell}", _card(study, cell, run_dir, rows[0], args.study), dest=args.dest)
+        out = P.export(run_dir, f"builtin-{cell}", _card(study, cell, run_dir, rows[0], args.study, args.config_file), dest=args.dest)
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         print(f"{out}: {size / 1e3:.0f} kB; test AUC {rows[0].get('spike_auc')} on {rows[0].get('n_test_traces')} "
               "traces")
