@@ -230,10 +230,6 @@ def available() -> bool:
     return kernel() is not None
 
 
-def _f32(x: torch.Tensor) -> torch.Tensor:
-    return x.detach().to(torch.float32).contiguous()
-
-
 def elm_forward(inputs: torch.Tensor | SparseEvents, v: torch.Tensor, w: torch.Tensor | None,
                 carry: torch.Tensor | None, kappa_s: float, b1: torch.Tensor, m0: torch.Tensor, a_mat: torch.Tensor,
                 w2: torch.Tensor, b2: torch.Tensor, kappa: torch.Tensor, gain: torch.Tensor, silu: bool,

@@ -577,13 +577,11 @@ class ELM(EmulatorModel):
             with loop_threads(cfg.loop_threads, dev):
                 return self._recur(drive, m0)
 
-    def _native_applies(self, x: torch.Tensor | SparseEvents) -> bool:
-        """Whether this call runs in the compiled kernel: CPU float32 inference (no gradient wanted), a
-        non-empty window, ``LOOP_BACKEND == "native"`` and a kernel that builds."""
+    def _native_applies(self, b: int, t_len: int) -> bool:
+        """Whether a call on ``b`` traces of ``t_len`` ms runs in the compiled kernel: CPU float32 inference (no
+        gradient wanted), a non-empty window, ``LOOP_BACKEND == "native"`` and a kernel that builds."""
         w = self.mlp_in.weight
-        t_len = x.time if isinstance(x, SparseEvents) else x.shape[1]
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        b = x.batch if isinstance(x, SparseEvents) else x.shape[0]
         if self.input_maps_unfolded and b < NATIVE_MIN_BATCH_UNFOLDED:
             return False
         return (LOOP_BACKEND == "native" and w.device.type == "cpu" and w.dtype == torch.float32 and not grad
@@ -598,13 +596,13 @@ class ELM(EmulatorModel):
     def _run_native(self, x: torch.Tensor | SparseEvents, m0: torch.Tensor, carry: torch.Tensor | None,
                     bf16: bool) -> ModelOutput | None:
         """The whole window in :func:`~neuroemu.models._elm_native.elm_forward` (None: it does not apply)."""
-        if not self._native_applies(x):
+        b, t_len = (x.batch, x.time) if isinstance(x, SparseEvents) else (x.shape[0], x.shape[1])
+        if not self._native_applies(b, t_len):
             return None
         cfg = self.config
         threads = cfg.loop_threads
         with loop_threads(threads, m0.device):
             v, w = self.input_maps()
-        b, t_len = (x.batch, x.time) if isinstance(x, SparseEvents) else (x.shape[0], x.shape[1])
         ev = use_events(x, cfg.input_mode, float(b * t_len * v.numel()))
         if ev is None:  # dense input: projected by one matmul, the rest in the kernel
             with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
