@@ -6,10 +6,12 @@ import json
 import math
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+ROOT = Path(__file__).resolve().parents[1]
 
 from neuroemu.cli import main  # noqa: E402
 from neuroemu.errors import ConfigError  # noqa: E402
@@ -305,6 +307,22 @@ def test_study_data_axis_with_a_separate_test_set(tmp_path):
         assert (out / name).is_file(), name
     status = main(["study", "--scale", "tiny", "--out", str(out), "--status"])
     assert status == 0
+    # the README tables of a study come from its files alone (benchmarks/study_tables.py, tests/test_docs.py)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_tables", ROOT / "benchmarks" / "study_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    dest = tables.export(out, tmp_path / "exported")
+    assert (dest / "study.json").is_file() and (dest / "figures" / "data_scaling.png").is_file()
+    iv = json.loads((dest / "intervals.json").read_text())
+    assert {k.split("/")[1] for k in iv["runs"]} == {"0.5", "1.0"}
+    assert all(v["ci"][0] <= v["auc"] <= v["ci"][1] for v in iv["runs"].values())
+    assert set(iv["belm_minus_best_tcn"]) == {"iaf/0.5/branch-elm_2", "iaf/1.0/branch-elm_2"}
+    block = tables.render(dest)
+    g = f["depth_gain_by_data"][0]
+    assert f"{g['delta_auc']:+.4f}" in block and f"{f['fci']:.2f}" in block
+    assert block.startswith("<!-- study-tables:begin exported -->") and block.endswith("end exported -->")
 
 
 def test_study_refuses_a_test_set_too_small_for_the_ci(tmp_path):

@@ -1,0 +1,195 @@
+"""README tables of a study, computed from the study's own files, and a small committed copy of those files.
+
+    python benchmarks/study_tables.py export STUDY DEST   # copy study.json, study.csv, figures; add intervals.json
+    python benchmarks/study_tables.py render DEST         # print the README block (markdown) made from DEST
+
+``export`` reads every run's ``test_predictions.npz`` (tens of MB, not committed) once and stores what the
+tables need beside the copied ``study.json``: each run's test AUC with its bootstrap CI over test traces, and
+at each data size the paired difference between the Branch-ELM and the validation-selected best TCN. ``render``
+uses only DEST, so the README block can be regenerated and checked from the committed files
+(tests/test_docs.py does: README must contain ``render(docs/results/<study>)`` verbatim).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from neuroemu.results.selection import finished, pick_best
+
+BEGIN, END = "<!-- study-tables:begin {name} -->", "<!-- study-tables:end {name} -->"
+
+
+def _runs(study: dict, cell: str) -> list:
+    return [r for r in finished(study["rows"]) if r.cell == cell]
+
+
+def export(study_dir: Path, dest: Path) -> Path:
+    """Copy the study's small files to ``dest`` and write ``dest/intervals.json``; return ``dest``."""
+    from neuroemu.errors import ConfigError
+    from neuroemu.evaluation.paired import auc_ci, load_predictions, paired_auc_difference, traces_needed
+
+    study = json.loads((study_dir / "study.json").read_text())
+    cfg = study["config"]
+    n_boot, level, seed = int(cfg.get("n_boot", 1000)), float(cfg.get("ci_level", 0.95)), int(cfg.get("seed", 0))
+    out: dict[str, Any] = {"n_boot": n_boot, "level": level, "over": "test traces (bootstrap)", "runs": {},
+                           "belm_minus_best_tcn": {}}
+    for cell in cfg["cells"]:
+        rows = _runs(study, cell)
+
+        def pred(r):
+            p = Path(r.run_dir or "") / "test_predictions.npz"
+            return load_predictions(p) if p.is_file() else None
+
+        for r in rows:
+            p = pred(r)
+            try:
+                ci = auc_ci(p, n_boot, level, seed) if p is not None else None
+            except ConfigError as e:  # too few scored test traces for the CI
+                print(f"note: {e}", file=sys.stderr)
+                ci = None
+            if ci is not None:
+                out["runs"][f"{cell}/{r.fraction}/{r.name}"] = {"auc": ci.value, "ci": [ci.ci_low, ci.ci_high],
+                                                                "n_traces": ci.n_traces}
+        for f in sorted({r.fraction for r in rows}):
+            at = [r for r in rows if r.fraction == f]
+            tcn, _ = pick_best([r for r in at if r.family == "tcn"])
+            for belm in (r for r in at if r.family == "branch-elm"):
+                pa, pb = pred(belm), pred(tcn) if tcn is not None else None
+                if pa is not None and pb is not None and pa.n_traces >= traces_needed(level):
+                    d = paired_auc_difference(pa, pb, n_boot, level, seed)
+                    out["belm_minus_best_tcn"][f"{cell}/{f}/{belm.name}"] = {
+                        "delta_auc": d.value, "ci": [d.ci_low, d.ci_high], "tcn": tcn.name, "n_traces": d.n_traces}
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("study.json", "study.csv"):
+        if (study_dir / name).is_file():
+            shutil.copy2(study_dir / name, dest / name)
+    if (study_dir / "figures").is_dir():
+        shutil.copytree(study_dir / "figures", dest / "figures", dirs_exist_ok=True)
+    (dest / "intervals.json").write_text(json.dumps(out, indent=1) + "\n")
+    return dest
+
+
+def _ci(c: list | None, nd: int = 3, sign: bool = False) -> str:
+    if not c or c[0] is None:
+        return "[n/a]"
+    f = f"{{:+.{nd}f}}" if sign else f"{{:.{nd}f}}"
+    return "[" + f.format(c[0]) + ", " + f.format(c[1]) + "]"
+
+
+def _label(r) -> str:
+    if r.family == "branch-elm":
+        return f"Branch-ELM, d_m = {r.size}"
+    if r.width == 1:
+        return "1 x 1 x 80, linear (the single unit)"
+    return f"{r.depth} x {r.width} x {r.receptive_field} TCN"
+
+
+def _params(n: int | None) -> str:
+    if not n:
+        return "?"
+    return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.0f} k" if n >= 1e4 else f"{n / 1e3:.1f} k"
+
+
+def render(dest: Path) -> str:
+    """The README block of the exported study in ``dest`` (markdown, between begin / end markers)."""
+    study = json.loads((dest / "study.json").read_text())
+    iv = json.loads((dest / "intervals.json").read_text())
+    cells = study["config"]["cells"]
+    fracs = sorted({r.fraction for c in cells for r in _runs(study, c)})
+    hours = {(c, f): next(r.train_hours for r in _runs(study, c) if r.fraction == f) for c in cells for f in fracs}
+    name = dest.name
+    lines = [BEGIN.format(name=name), ""]
+    head = " | ".join(f"`{c}`, {hours[c, f]:.3f} h" for c in cells for f in fracs)
+    lines += [f"| network | {head} |", "|---|" + "---|" * (len(cells) * len(fracs))]
+    order = {}
+    for c in cells:
+        for r in _runs(study, c):
+            key = (r.family != "tcn", r.width != 1, r.depth or 0, r.size or 0)
+            order.setdefault(r.name, (key, r))
+    for nm, (_, proto) in sorted(order.items(), key=lambda kv: kv[1][0]):
+        cols = []
+        for c in cells:
+            for f in fracs:
+                r = next((x for x in _runs(study, c) if x.name == nm and x.fraction == f), None)
+                v = iv["runs"].get(f"{c}/{f}/{nm}")
+                if r is None or r.spike_auc is None:
+                    cols.append("-")
+                    continue
+                auc = f"{v['auc']:.3f} {_ci(v['ci'])}" if v is not None else f"{r.spike_auc:.3f}"
+                ev = r.soma_explained_variance
+                cols.append(f"{auc} / {ev:.1f}%" if ev is not None else auc)
+        lines.append(f"| {_label(proto)} ({_params(proto.n_parameters)} params) | " + " | ".join(cols) + " |")
+    lines += ["", "| | " + " | ".join(f"`{c}`" for c in cells) + " |", "|---|" + "---|" * len(cells)]
+    fc = study["findings"]["cells"]
+    for f in fracs:
+        cols = []
+        for c in cells:
+            g = next((x for x in fc[c].get("depth_gain_by_data") or [] if x["fraction"] == f), None)
+            cols.append("-" if g is None else f"{g['delta_auc']:+.4f} {_ci([g['ci_low'], g['ci_high']], 4, True)} "
+                        f"({g['deep']} vs {g['shallow']})")
+        lines.append(f"| gain from depth at {f:g} of the pool (paired, deep minus one-layer TCN) | " + " | ".join(cols)
+                     + " |")
+    cols = []
+    for c in cells:
+        fit = fc[c].get("depth_gain_fit")
+        cols.append("-" if not fit else f"{fit['slope_per_decade']:+.4f} {_ci(fit['slope_ci'], 4, True)}")
+    lines.append("| slope of the depth gain per decade of training hours [95% CI] | " + " | ".join(cols) + " |")
+    cols = []
+    for c in cells:
+        fit = fc[c].get("depth_gain_fit")
+        ex = (fit or {}).get("extrapolation")
+        cols.append("-" if not ex else f"{ex['delta_auc']:+.3f} {_ci(ex['ci'], 3, True)}")
+    lines.append(f"| depth gain **extrapolated** to {study['findings']['cells'][cells[0]].get('depth_gain_fit', {}).get('extrapolation', {}).get('train_hours', 20):g} h "
+                 "(an extrapolation, not a measurement) | " + " | ".join(cols) + " |")
+    for f in fracs:
+        cols = []
+        for c in cells:
+            ks = [k for k in iv["belm_minus_best_tcn"] if k.startswith(f"{c}/{f}/")]
+            cols.append(", ".join(f"{iv['belm_minus_best_tcn'][k]['delta_auc']:+.3f} "
+                                  f"{_ci(iv['belm_minus_best_tcn'][k]['ci'], 3, True)} (vs "
+                                  f"{iv['belm_minus_best_tcn'][k]['tcn']})" for k in ks) or "-")
+        lines.append(f"| Branch-ELM minus the validation-selected TCN at {f:g} of the pool (paired) | "
+                     + " | ".join(cols) + " |")
+    cols = []
+    for c in cells:
+        b = fc[c].get("best_emulator") or {}
+        cols.append(f"{fc[c]['fci']:.2f} {_ci(fc[c]['fci_ci'], 2)} ({b.get('name')}, {b.get('spike_auc', float('nan')):.3f})"
+                    if fc[c].get("fci") is not None else "-")
+    lines.append("| FCI of the validation-selected best emulator, whole pool [95% CI] | " + " | ".join(cols) + " |")
+    costs = study.get("costs") or {}
+    ds = study.get("datasets") or {}
+    tests = ", ".join(f"`{c}` {fc[c].get('paired_n_traces') or '?'} scored of {ds.get(c + '_test', {}).get('n_trials', '?')}"
+                      for c in cells)
+    lines += ["", f"Test traces (0-24-spike filter): {tests}. Cost: {costs.get('simulation_core_hours', '?')} "
+                  f"core-hours of simulation, {costs.get('training_process_hours', '?')} process-hours of training. "
+                  f"Verdict in `study.json` (`findings.data_verdict`): {study['findings'].get('data_verdict', '')}",
+              "", END.format(name=name)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="copy a study's small files and its intervals to DEST")
+    e.add_argument("study", type=Path)
+    e.add_argument("dest", type=Path)
+    r = sub.add_parser("render", help="print the README block of an exported study")
+    r.add_argument("dest", type=Path)
+    args = ap.parse_args(argv)
+    src = args.study if args.cmd == "export" else args.dest
+    if not (src / "study.json").is_file():
+        print(f"error: {src}: no study.json", file=sys.stderr)
+        return 2
+    if args.cmd == "export":
+        export(args.study, args.dest)
+        print(f"exported to {args.dest}", file=sys.stderr)
+    print(render(args.dest))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
