@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroemu.results.selection import finished, pick_best
+from neuroemu.study.findings import PUBLISHED_TRAIN_HOURS
 
 BEGIN, END = "<!-- study-tables:begin {name} -->", "<!-- study-tables:end {name} -->"
 
@@ -29,7 +30,6 @@ def _runs(study: dict, cell: str) -> list:
 
 def export(study_dir: Path, dest: Path) -> Path:
     """Copy the study's small files to ``dest`` and write ``dest/intervals.json``; return ``dest``."""
-    from neuroemu.errors import ConfigError
     from neuroemu.evaluation.paired import auc_ci, load_predictions, paired_auc_difference, traces_needed
 
     study = json.loads((study_dir / "study.json").read_text())
@@ -39,28 +39,24 @@ def export(study_dir: Path, dest: Path) -> Path:
                            "belm_minus_best_tcn": {}}
     for cell in cfg["cells"]:
         rows = _runs(study, cell)
-
-        def pred(r):
-            p = Path(r.run_dir or "") / "test_predictions.npz"
-            return load_predictions(p) if p.is_file() else None
-
+        preds = {}  # each run's scored test bins, read once; runs without a CI's worth of traces left out
         for r in rows:
-            p = pred(r)
-            try:
-                ci = auc_ci(p, n_boot, level, seed) if p is not None else None
-            except ConfigError as e:  # too few scored test traces for the CI
-                print(f"note: {e}", file=sys.stderr)
-                ci = None
-            if ci is not None:
+            path = Path(r.run_dir or "") / "test_predictions.npz"
+            p = load_predictions(path) if path.is_file() else None
+            if p is not None and p.n_traces < traces_needed(level):
+                print(f"note: {path}: {p.n_traces} scored test traces, a CI needs {traces_needed(level)}",
+                      file=sys.stderr)
+            elif p is not None:
+                preds[id(r)] = p
+                ci = auc_ci(p, n_boot, level, seed)
                 out["runs"][f"{cell}/{r.fraction}/{r.name}"] = {"auc": ci.value, "ci": [ci.ci_low, ci.ci_high],
                                                                 "n_traces": ci.n_traces}
         for f in sorted({r.fraction for r in rows}):
             at = [r for r in rows if r.fraction == f]
             tcn, _ = pick_best([r for r in at if r.family == "tcn"])
             for belm in (r for r in at if r.family == "branch-elm"):
-                pa, pb = pred(belm), pred(tcn) if tcn is not None else None
-                if pa is not None and pb is not None and pa.n_traces >= traces_needed(level):
-                    d = paired_auc_difference(pa, pb, n_boot, level, seed)
+                if tcn is not None and id(belm) in preds and id(tcn) in preds:
+                    d = paired_auc_difference(preds[id(belm)], preds[id(tcn)], n_boot, level, seed)
                     out["belm_minus_best_tcn"][f"{cell}/{f}/{belm.name}"] = {
                         "delta_auc": d.value, "ci": [d.ci_low, d.ci_high], "tcn": tcn.name, "n_traces": d.n_traces}
     dest.mkdir(parents=True, exist_ok=True)
@@ -99,22 +95,23 @@ def render(dest: Path) -> str:
     study = json.loads((dest / "study.json").read_text())
     iv = json.loads((dest / "intervals.json").read_text())
     cells = study["config"]["cells"]
-    fracs = sorted({r.fraction for c in cells for r in _runs(study, c)})
-    hours = {(c, f): next(r.train_hours for r in _runs(study, c) if r.fraction == f) for c in cells for f in fracs}
+    runs = {c: _runs(study, c) for c in cells}
+    fracs = sorted({r.fraction for c in cells for r in runs[c]})
+    hours = {(c, f): next(r.train_hours for r in runs[c] if r.fraction == f) for c in cells for f in fracs}
     name = dest.name
     lines = [BEGIN.format(name=name), ""]
     head = " | ".join(f"`{c}`, {hours[c, f]:.3f} h" for c in cells for f in fracs)
     lines += [f"| network | {head} |", "|---|" + "---|" * (len(cells) * len(fracs))]
     order = {}
     for c in cells:
-        for r in _runs(study, c):
+        for r in runs[c]:
             key = (r.family != "tcn", r.width != 1, r.depth or 0, r.size or 0)
             order.setdefault(r.name, (key, r))
     for nm, (_, proto) in sorted(order.items(), key=lambda kv: kv[1][0]):
         cols = []
         for c in cells:
             for f in fracs:
-                r = next((x for x in _runs(study, c) if x.name == nm and x.fraction == f), None)
+                r = next((x for x in runs[c] if x.name == nm and x.fraction == f), None)
                 v = iv["runs"].get(f"{c}/{f}/{nm}")
                 if r is None or r.spike_auc is None:
                     cols.append("-")
@@ -138,13 +135,11 @@ def render(dest: Path) -> str:
         fit = fc[c].get("depth_gain_fit")
         cols.append("-" if not fit else f"{fit['slope_per_decade']:+.4f} {_ci(fit['slope_ci'], 4, True)}")
     lines.append("| slope of the depth gain per decade of training hours [95% CI] | " + " | ".join(cols) + " |")
-    cols = []
-    for c in cells:
-        fit = fc[c].get("depth_gain_fit")
-        ex = (fit or {}).get("extrapolation")
-        cols.append("-" if not ex else f"{ex['delta_auc']:+.3f} {_ci(ex['ci'], 3, True)}")
-    lines.append(f"| depth gain **extrapolated** to {study['findings']['cells'][cells[0]].get('depth_gain_fit', {}).get('extrapolation', {}).get('train_hours', 20):g} h "
-                 "(an extrapolation, not a measurement) | " + " | ".join(cols) + " |")
+    extrapolations = [(fc[c].get("depth_gain_fit") or {}).get("extrapolation") for c in cells]
+    to_hours = next((ex["train_hours"] for ex in extrapolations if ex), PUBLISHED_TRAIN_HOURS)
+    cols = ["-" if not ex else f"{ex['delta_auc']:+.3f} {_ci(ex['ci'], 3, True)}" for ex in extrapolations]
+    lines.append(f"| depth gain **extrapolated** to {to_hours:g} h (an extrapolation, not a measurement) | "
+                 + " | ".join(cols) + " |")
     for f in fracs:
         cols = []
         for c in cells:

@@ -38,3 +38,15 @@ def cell1_asc() -> Path:
 def cell1_segments_csv() -> Path:
     """The published cell1 segment table (skips when absent)."""
     return shared_file("L5PC_cell1_segments.csv")
+
+
+@pytest.fixture(scope="session")
+def study_tables():
+    """``benchmarks/study_tables.py`` as a module (a script, not part of the package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "study_tables.py"
+    spec = importlib.util.spec_from_file_location("study_tables", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -45,21 +45,12 @@ def test_readme_hot_zone_segments_of_the_built_in_cell(quoted):
 RESULTS = README.parent / "docs" / "results"
 
 
-def _study_tables():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("study_tables", README.parent / "benchmarks" / "study_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("exported", sorted(p.parent.name for p in RESULTS.glob("*/intervals.json")) or ["none"])
-def test_readme_study_tables_are_the_committed_study_files(exported):
+def test_readme_study_tables_are_the_committed_study_files(exported, study_tables):
     """README's study tables are regenerated from the study files committed under docs/results/ (study.json and
     the bootstrap intervals of its runs), so no number there can drift from what the study measured."""
     if exported == "none":
         pytest.skip("no exported study under docs/results")
-    block = _study_tables().render(RESULTS / exported)
+    block = study_tables.render(RESULTS / exported)
     assert block in README.read_text(), (f"README's block for docs/results/{exported} differs from "
                                          f"`python benchmarks/study_tables.py render docs/results/{exported}`")

@@ -6,12 +6,10 @@ import json
 import math
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
-ROOT = Path(__file__).resolve().parents[1]
 
 from neuroemu.cli import main  # noqa: E402
 from neuroemu.errors import ConfigError  # noqa: E402
@@ -284,7 +282,7 @@ def test_cli_study_dry_run(capsys):
 
 
 @pytest.mark.e2e
-def test_study_data_axis_with_a_separate_test_set(tmp_path):
+def test_study_data_axis_with_a_separate_test_set(tmp_path, study_tables):
     """I&F only: a training pool and a separate test set, two data sizes, a Branch-ELM beside the TCN grid; the
     findings hold the data-scaling rows, the paired depth gain at each size with its CI, the fit and the FCI."""
     cfg = StudyConfig.for_scale("tiny", cells=["iaf"], iaf_trials=16, iaf_duration_ms=1000, iaf_test_trials=12,
@@ -308,19 +306,14 @@ def test_study_data_axis_with_a_separate_test_set(tmp_path):
     status = main(["study", "--scale", "tiny", "--out", str(out), "--status"])
     assert status == 0
     # the README tables of a study come from its files alone (benchmarks/study_tables.py, tests/test_docs.py)
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("study_tables", ROOT / "benchmarks" / "study_tables.py")
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
-    dest = tables.export(out, tmp_path / "exported")
+    dest = study_tables.export(out, tmp_path / "exported")
     assert (dest / "study.json").is_file() and (dest / "figures" / "data_scaling.png").is_file()
     iv = json.loads((dest / "intervals.json").read_text())
     assert {k.split("/")[1] for k in iv["runs"]} == {"0.5", "1.0"}
     assert all(v["ci"][0] <= v["auc"] <= v["ci"][1] for v in iv["runs"].values())
     keys = [k.split("/") for k in iv["belm_minus_best_tcn"]]
     assert sorted(k[1] for k in keys) == ["0.5", "1.0"] and all(k[2].startswith("branch-elm_2") for k in keys)
-    block = tables.render(dest)
+    block = study_tables.render(dest)
     g = f["depth_gain_by_data"][0]
     assert f"{g['delta_auc']:+.4f}" in block and f"{f['fci']:.2f}" in block
     assert block.startswith("<!-- study-tables:begin exported -->") and block.endswith("end exported -->")
