@@ -43,10 +43,26 @@ def cell1_segments_csv() -> Path:
 @pytest.fixture(scope="session")
 def study_tables():
     """``benchmarks/study_tables.py`` as a module (a script, not part of the package)."""
+    return _benchmark_script("study_tables")
+
+
+@pytest.fixture(scope="session")
+def lc_paired():
+    """``benchmarks/lc_paired.py`` as a module."""
+    return _benchmark_script("lc_paired")
+
+
+@pytest.fixture(scope="session")
+def paired_runs():
+    """``benchmarks/paired_runs.py`` as a module."""
+    return _benchmark_script("paired_runs")
+
+
+def _benchmark_script(name: str):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "study_tables.py"
-    spec = importlib.util.spec_from_file_location("study_tables", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -33,7 +33,7 @@ def _lc_config(**kw) -> LearningCurveConfig:
 
 
 @pytest.mark.e2e
-def test_learning_curve_trains_every_model_on_nested_fractions(iaf_data, tmp_path):
+def test_learning_curve_trains_every_model_on_nested_fractions(iaf_data, tmp_path, lc_paired, paired_runs, capsys):
     out = tmp_path / "lc"
     doc = run_learning_curve(iaf_data, _lc_config(), out, workers=1, threads=1, log=lambda m: None)
     assert doc["status"] == "complete" and len(doc["rows"]) == 6
@@ -54,6 +54,23 @@ def test_learning_curve_trains_every_model_on_nested_fractions(iaf_data, tmp_pat
     assert [r["spike_auc"] for r in again["rows"]] == [r["spike_auc"] for r in doc["rows"]]  # resumed, not redone
     with pytest.raises(ConfigError, match="budget_steps"):
         run_learning_curve(iaf_data, _lc_config(budget_steps=21), out, log=lambda m: None)
+    # benchmarks/lc_paired.py: paired differences on the shared test traces, one row per training-set size
+    n_test = by[("lstm:3", 1.0)]["n_test_traces"]
+    capsys.readouterr()
+    assert lc_paired.main([f"{out}:lstm:3", f"{out}:tcn:1x2x20", "--level", "0.3", "--boot", "50"]) == 0
+    table = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert [int(ln.split("|")[1]) for ln in table] == sorted({r["train_trials"] for r in doc["rows"]})
+    assert all(ln.rstrip(" |").endswith(str(n_test)) for ln in table)
+    # benchmarks/paired_runs.py re-evaluates two runs and finds the same paired difference
+    last = table[-1].split("|")[4].split()[0]
+    runs = out / "fractions" / "f1" / "runs"
+    assert paired_runs.main([str(runs / "lstm_3"), str(runs / "tcn_1x2x20"), "--level", "0.3", "--boot", "50"]) == 0
+    assert f"A - B: {last} " in capsys.readouterr().out
+    # a CI level the few test traces cannot support is a clear error, not a traceback
+    assert lc_paired.main([f"{out}:lstm:3", f"{out}:tcn:1x2x20"]) == 2
+    assert "too few" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no finished run"):
+        lc_paired.main([f"{out}:lstm:99", f"{out}:tcn:1x2x20"])
 
 
 @pytest.mark.parametrize("fractions,message", [("0,1", "outside"), ("1.5", "outside"), ("0.01", "leaves no training")])

@@ -245,14 +245,16 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "quickstart", help="simulate, train, evaluate and report in ~15 minutes with the built-in cell",
-        description="On a fresh install: simulate a small dataset of the built-in L5PC (~6 min), train a small "
-                    "TCN (~5 min), evaluate it on test trials and write an HTML report, printing each step and "
+        description="On a fresh install: simulate a small dataset of the built-in L5PC (~9 min), train a "
+                    "Branch-ELM neuron (at most 3 min, stopping at its best validation AUC; a small TCN for the "
+                    "I&F), evaluate it on test trials and write an HTML report, printing each step and "
                     "where the report is. Rerunning continues where it stopped.")
     p.add_argument("--out", default="quickstart_out", metavar="DIR", help="output directory (default quickstart_out)")
     p.add_argument("--cell", default="nmda", choices=["nmda", "ampa", "ampa_sk", "iaf"],
                    help="L5PC variant or the integrate-and-fire neuron (default nmda)")
-    p.add_argument("--sim-minutes", type=float, default=6.0, help="simulation budget in minutes (default 6)")
-    p.add_argument("--train-minutes", type=float, default=5.0, help="training budget in minutes (default 5)")
+    p.add_argument("--sim-minutes", type=float, default=9.0, help="simulation budget in minutes (default 9)")
+    p.add_argument("--train-minutes", type=float, default=3.0, help="training budget in minutes (default 3; "
+                   "training stops earlier at its best validation AUC)")
     p.add_argument("--duration-ms", type=int, default=2000, help="trial length in ms (default 2000)")
     p.add_argument("--inputs-preset", metavar="NAME",
                    help="input generator preset (default: the cell's; see 'neuroemu simulate --help')")
