@@ -41,7 +41,7 @@ def learning_curve(rows: Sequence[dict], x: str = "train_hours", y: str = "spike
     ax.set_ylabel("test spike AUC" if y == "spike_auc" else y)
     ax.grid(True, which="both", alpha=0.25)
     if n:
-        ax.legend(loc="lower right", ncol=1 if n < 6 else 2)
+        ax.legend(loc="best", fontsize="small", framealpha=0.85, ncol=1 if n < 6 else 2)
     ax.set_title(title or "learning curves: accuracy against training data")
     return fig
 
