@@ -97,6 +97,7 @@ def families(quick: bool) -> list[tuple[str, object, dict]]:
     out = [
         ("Branch-ELM d_m=15 (default, published)", BranchELMConfig(), {"large": big}),
         ("Branch-ELM d_m=1 (published)", BranchELMConfig(memory_units=1), {"large": big}),
+        ("Branch-ELM d_m=30 (builtin-nmda)", BranchELMConfig(memory_units=30), {"large": big}),
         ("Branch-ELM d_m=45", BranchELMConfig(memory_units=45), {"large": big}),
         ("Branch-ELM d_m=75 (released)", BranchELMConfig(memory_units=75), {"large": big}),
         ("ELM d_m=20 (default, published)", ELMConfig(), {"large": big}),

@@ -47,15 +47,9 @@ def study_tables():
 
 
 @pytest.fixture(scope="session")
-def lc_paired():
-    """``benchmarks/lc_paired.py`` as a module."""
-    return _benchmark_script("lc_paired")
-
-
-@pytest.fixture(scope="session")
-def paired_runs():
-    """``benchmarks/paired_runs.py`` as a module."""
-    return _benchmark_script("paired_runs")
+def benchmark_script():
+    """``benchmark_script(NAME)``: ``benchmarks/NAME.py`` as a module."""
+    return _benchmark_script
 
 
 def _benchmark_script(name: str):

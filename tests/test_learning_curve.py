@@ -33,7 +33,7 @@ def _lc_config(**kw) -> LearningCurveConfig:
 
 
 @pytest.mark.e2e
-def test_learning_curve_trains_every_model_on_nested_fractions(iaf_data, tmp_path, lc_paired, paired_runs, capsys):
+def test_learning_curve_trains_every_model_on_nested_fractions(iaf_data, tmp_path, benchmark_script, capsys):
     out = tmp_path / "lc"
     doc = run_learning_curve(iaf_data, _lc_config(), out, workers=1, threads=1, log=lambda m: None)
     assert doc["status"] == "complete" and len(doc["rows"]) == 6
@@ -55,6 +55,8 @@ def test_learning_curve_trains_every_model_on_nested_fractions(iaf_data, tmp_pat
     with pytest.raises(ConfigError, match="budget_steps"):
         run_learning_curve(iaf_data, _lc_config(budget_steps=21), out, log=lambda m: None)
     # benchmarks/lc_paired.py: paired differences on the shared test traces, one row per training-set size
+    lc_paired, paired_runs = benchmark_script("lc_paired"), benchmark_script("paired_runs")
+    export_pretrained = benchmark_script("export_pretrained")
     n_test = by[("lstm:3", 1.0)]["n_test_traces"]
     capsys.readouterr()
     assert lc_paired.main([f"{out}:lstm:3", f"{out}:tcn:1x2x20", "--level", "0.3", "--boot", "50"]) == 0
@@ -71,6 +73,16 @@ def test_learning_curve_trains_every_model_on_nested_fractions(iaf_data, tmp_pat
     assert "too few" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no finished run"):
         lc_paired.main([f"{out}:lstm:99", f"{out}:tcn:1x2x20"])
+    # benchmarks/export_pretrained.py --learning-curve: a curve's whole-set run becomes a pretrained emulator
+    dest = tmp_path / "pretrained"
+    assert export_pretrained.main(["--learning-curve", str(out), "--model", "lstm:3", "--dest", str(dest)]) == 0
+    card = json.loads((dest / "builtin-iaf" / "card.json").read_text())
+    assert card["learning_curve"]["model"] == "lstm:3" and card["family"] == "lstm"
+    assert card["train_trials"] == by[("lstm:3", 1.0)]["train_trials"]
+    assert card["test"]["spike_auc"] == by[("lstm:3", 1.0)]["spike_auc"]
+    assert card["test"]["spike_auc_ci"] is None and "too few" in card["test"]["ci_note"]  # 3 test traces
+    assert Emulator.load(dest / "builtin-iaf").n_channels == card["n_exc"] + card["n_inh"]
+    assert export_pretrained.main(["--learning-curve", str(out), "--model", "elm:9", "--dest", str(dest)]) == 2
 
 
 @pytest.mark.parametrize("fractions,message", [("0,1", "outside"), ("1.5", "outside"), ("0.01", "leaves no training")])

@@ -243,9 +243,9 @@ def _cmd_pretrained(args) -> int:
             c = pretrained.card(n)
             test = c.get("test", {})
             ci = test.get("spike_auc_ci")
-            print(f"{n:<16} {c.get('architecture')} ({c.get('n_parameters'):,} params), "
+            print(f"{n:<20} {c.get('architecture')} ({c.get('n_parameters'):,} params), "
                   f"{c.get('cell', {}).get('variant')} cell, {c.get('train_hours')} h of training data, test AUC "
-                  f"{test.get('spike_auc')}" + (f" [{ci[0]}, {ci[1]}]" if ci else "")
+                  f"{_round(test.get('spike_auc'))}" + (f" [{_round(ci[0])}, {_round(ci[1])}]" if ci else "")
                   + f" on {test.get('n_test_traces')} traces")
         if not names:
             print("no pretrained emulators in this installation", file=sys.stderr)
@@ -291,3 +291,7 @@ def _cmd_predict(args) -> int:
     print(f"{n} ms predicted ({emu.config.name}); expected spikes {float(out['spike_prob'].sum()):.1f}; "
           f"written to {args.out}")
     return 0
+
+
+def _round(v, nd: int = 4):
+    return round(v, nd) if isinstance(v, float) else v

@@ -3,7 +3,7 @@ simulating or training anything.
 
 >>> import neuroemu.pretrained as P                                        # doctest: +SKIP
 >>> P.available()                                                           # doctest: +SKIP
-['builtin-ampa', 'builtin-nmda']
+['builtin-ampa', 'builtin-nmda', 'builtin-nmda-small']
 >>> emu = P.load("builtin-nmda")                                            # doctest: +SKIP
 >>> out = emu.predict(inputs, duration_ms=6000)                             # doctest: +SKIP
 
