@@ -26,24 +26,45 @@ from neuroemu.evaluation.paired import auc_ci, load_predictions
 from neuroemu.inputs.generator import PRESETS, preset
 
 
-def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path, config_file: str) -> dict:
-    test_set = study.get("datasets", {}).get(f"{cell}_test", {})
-    pool = study.get("datasets", {}).get(cell, {})
-    cfg = study["config"]
+def _test_metrics(row: dict, run_dir: Path, n_boot: int = 1000, level: float = 0.95) -> dict:
+    """The card's test metrics: the row's, with the bootstrap CI over test traces from the run's predictions."""
     test = {k: row.get(k) for k in ("spike_auc", "spike_auc_sd", "tp_at_fp_0.0025", "soma_explained_variance",
                                     "soma_rmse_mv", "n_test_traces", "n_test_spikes", "val_spike_auc")}
     preds = run_dir / "test_predictions.npz"
     if preds.is_file():
-        ci = auc_ci(load_predictions(preds), n_boot=int(cfg.get("n_boot", 1000)),
-                    level=float(cfg.get("ci_level", 0.95)))
-        test["spike_auc_ci"] = [round(ci.ci_low, 5), round(ci.ci_high, 5)]
-        test["ci_level"] = float(cfg.get("ci_level", 0.95))
-        test["ci_over"] = "test traces (bootstrap)"
+        try:
+            ci = auc_ci(load_predictions(preds), n_boot=n_boot, level=level)
+            test.update(spike_auc_ci=[round(ci.ci_low, 5), round(ci.ci_high, 5)], ci_level=level,
+                        ci_over="test traces (bootstrap)")
+        except ConfigError as e:  # too few test traces for a CI: the card says so
+            test["spike_auc_ci"] = None
+            test["ci_note"] = str(e)
+    return test
+
+
+def _emulates(kind: str, cell: str, n_channels) -> str:
+    if kind == "l5pc":
+        what = (f"the built-in L5PC, variant {cell!r} (neuroemu's synthetic layer-5 pyramidal cell, Hay 5b "
+                f"biophysics), from its {n_channels} synaptic inputs (excitatory then inhibitory, one per dendritic "
+                "segment, ordered as 'neuroemu cell-info')")
+    else:
+        what = f"the {cell} neuron from its {n_channels} synaptic inputs"
+    return what + ": per-ms spike probability and somatic voltage"
+
+
+def _export(run_dir: Path, name: str, card: dict, dest: Path | None, row: dict) -> None:
+    out = P.export(run_dir, name, card, dest=dest)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"{out}: {size / 1e3:.0f} kB; test AUC {row['spike_auc']:.4f} on {row['n_test_traces']} traces")
+
+
+def _card(study: dict, cell: str, run_dir: Path, row: dict, study_dir: Path, config_file: str) -> dict:
+    test_set = study.get("datasets", {}).get(f"{cell}_test", {})
+    pool = study.get("datasets", {}).get(cell, {})
+    cfg = study["config"]
+    test = _test_metrics(row, run_dir, int(cfg.get("n_boot", 1000)), float(cfg.get("ci_level", 0.95)))
     return {
-        "emulates": f"the built-in L5PC, variant {cell!r} (neuroemu's synthetic layer-5 pyramidal cell, Hay 5b "
-                    f"biophysics), from its {pool.get('n_channels', '?')} synaptic inputs (excitatory then "
-                    "inhibitory, one per dendritic segment, ordered as 'neuroemu cell-info'): per-ms spike "
-                    "probability and somatic voltage",
+        "emulates": _emulates("l5pc", cell, pool.get("n_channels", "?")),
         "inputs_preset": pool.get("inputs_preset"),
         "training_pool": {k: pool.get(k) for k in ("n_trials", "duration_ms", "hours", "output_rate_hz")},
         "test_set": {k: test_set.get(k) for k in ("n_trials", "duration_ms", "hours", "output_spikes")},
@@ -83,38 +104,25 @@ def _export_learning_curve(lc: Path, model: str, config_file: str, dest: Path | 
     cell = c["variant"] if c.get("kind") == "l5pc" else c["kind"]
     pool = _dataset_facts(Path(run["dataset"]["path"]))
     test_set = _dataset_facts(Path(doc["test_data"])) if doc.get("test_data") else None
+    if test_set:
+        test_set.pop("inputs_preset")
     cfg = doc["config"]
-    test = {k: row.get(k) for k in ("spike_auc", "spike_auc_sd", "tp_at_fp_0.0025", "soma_explained_variance",
-                                    "soma_rmse_mv", "n_test_traces", "n_test_spikes", "val_spike_auc")}
-    try:
-        ci = auc_ci(load_predictions(run_dir / "test_predictions.npz"))
-        test.update(spike_auc_ci=[round(ci.ci_low, 5), round(ci.ci_high, 5)], ci_level=0.95,
-                    ci_over="test traces (bootstrap)")
-    except ConfigError as e:  # too few test traces for a CI: the card says so
-        test["spike_auc_ci"] = None
-        test["ci_note"] = str(e)
     card = {
-        "emulates": (f"the built-in L5PC, variant {cell!r} (neuroemu's synthetic layer-5 pyramidal cell, Hay 5b "
-                     f"biophysics), from its {run['n_channels']} synaptic inputs (excitatory then inhibitory, one "
-                     "per dendritic segment, ordered as 'neuroemu cell-info')" if c.get("kind") == "l5pc" else
-                     f"the {cell} neuron from its {run['n_channels']} synaptic inputs")
-                    + ": per-ms spike probability and somatic voltage",
+        "emulates": _emulates(c.get("kind"), cell, run["n_channels"]),
         "inputs_preset": pool.pop("inputs_preset"),
         "training_pool": pool,
-        "test_set": {k: v for k, v in (test_set or {}).items() if k != "inputs_preset"} or None,
+        "test_set": test_set,
         "training": {"steps": row.get("steps"), "best_step": row.get("best_step"), "minutes": row.get("train_minutes"),
                      "stop_reason": row.get("stop_reason"), "budget_steps": cfg.get("budget_steps"),
                      "budget_minutes": cfg.get("budget_minutes")},
-        "test": test,
+        "test": _test_metrics(row, run_dir),
         "learning_curve": {"dir": lc.name, "model": model, "config": cfg},
         "command": (f"neuroemu learning-curve --data DATA --test-data TEST --config {config_file} --out {lc.name}; "
                     f"python benchmarks/export_pretrained.py --learning-curve {lc.name} --model {model}"
                     + (f" --name {name}" if name else "")),
         "neuroemu": __version__,
     }
-    out = P.export(run_dir, name or f"builtin-{cell}", card, dest=dest)
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"{out}: {size / 1e3:.0f} kB; test AUC {row['spike_auc']:.4f} on {row['n_test_traces']} traces")
+    _export(run_dir, name or f"builtin-{cell}", card, dest, row)
     return 0
 
 
@@ -146,10 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {run_dir}: no finished whole-pool run {args.run!r} of {cell!r} in {study_file}",
                   file=sys.stderr)
             return 2
-        out = P.export(run_dir, f"builtin-{cell}", _card(study, cell, run_dir, rows[0], args.study, args.config_file), dest=args.dest)
-        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-        print(f"{out}: {size / 1e3:.0f} kB; test AUC {rows[0].get('spike_auc')} on {rows[0].get('n_test_traces')} "
-              "traces")
+        _export(run_dir, f"builtin-{cell}", _card(study, cell, run_dir, rows[0], args.study, args.config_file),
+                args.dest, rows[0])
     return 0
 
 

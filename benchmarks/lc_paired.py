@@ -21,7 +21,7 @@ from neuroemu.errors import NeuroemuError
 from neuroemu.evaluation.paired import auc_ci, load_predictions, paired_auc_difference
 
 
-def _curve(arg: str) -> tuple[Path, str, dict[int, Path]]:
+def _curve(arg: str) -> tuple[str, dict[int, Path]]:
     lc, sep, model = arg.partition(":")
     if not sep or not model:
         raise SystemExit(f"error: {arg!r}: expected LC_DIR:MODEL_SPEC (e.g. lc:branch-elm:15)")
@@ -32,7 +32,7 @@ def _curve(arg: str) -> tuple[Path, str, dict[int, Path]]:
             if r["model"] == model and r.get("status") == "done"}
     if not runs:
         raise SystemExit(f"error: {table}: no finished run of model {model!r}")
-    return Path(lc), model, runs
+    return model, runs
 
 
 def _ci(r) -> str:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials-a", type=int, metavar="N", help="compare A trained on N trials ...")
     p.add_argument("--trials-b", type=int, metavar="M", help="... with B trained on M trials")
     args = p.parse_args(argv)
-    (_, ma, ra), (_, mb, rb) = _curve(args.a), _curve(args.b)
+    (ma, ra), (mb, rb) = _curve(args.a), _curve(args.b)
     if (args.trials_a is None) != (args.trials_b is None):
         raise SystemExit("error: give both --trials-a and --trials-b, or neither")
     if args.trials_a is not None:
