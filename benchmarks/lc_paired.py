@@ -29,7 +29,7 @@ def _curve(arg: str) -> tuple[str, dict[int, Path]]:
     if not table.is_file():
         raise SystemExit(f"error: {table}: not found (is {lc!r} a learning-curve directory?)")
     runs = {int(r["train_trials"]): Path(r["run_dir"]) for r in csv.DictReader(table.open())
-            if r["model"] == model and r.get("status") == "done"}
+            if r["model"] == model and r.get("status") == "done" and int(r.get("replicate") or 0) == 0}
     if not runs:
         raise SystemExit(f"error: {table}: no finished run of model {model!r}")
     return model, runs

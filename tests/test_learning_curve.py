@@ -133,3 +133,19 @@ def test_a_checkpoint_of_one_family_is_not_loaded_as_another(iaf_data, tmp_path)
     (a / "checkpoints" / "best.pt").write_bytes((b / "checkpoints" / "last.pt").read_bytes())
     with pytest.raises(CheckpointError, match="another run"):
         Emulator.load(a)
+
+
+def test_training_seeds_on_a_learning_curve_and_the_depth_gain_script(iaf_data, tmp_path, benchmark_script, capsys):
+    """train_seeds: 2 trains every model twice per fraction (runs <name>_s1, seeds 0 and 1), the CSV says which
+    replicate a row is, and benchmarks/lc_depth_gain.py averages the paired depth gain over both seeds."""
+    cfg = _lc_config(models=["tcn:1x2x20", "tcn:2x2x20"], fractions=[1.0], budget_steps=4, train_seeds=2)
+    out = tmp_path / "lc"
+    doc = run_learning_curve(iaf_data, cfg, out, workers=1, threads=1, log=lambda m: None)
+    assert sorted((r["model"], r["replicate"], r["train_seed"]) for r in doc["rows"]) == [
+        ("tcn:1x2x20", 0, 0), ("tcn:1x2x20", 1, 1), ("tcn:2x2x20", 0, 0), ("tcn:2x2x20", 1, 1)]
+    assert (out / "fractions" / "f1" / "runs" / "tcn_2x2x20_s1" / "result.json").is_file()
+    capsys.readouterr()
+    assert benchmark_script("lc_depth_gain").main([str(out), "--level", "0.3", "--boot", "50"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ") and ln[2].isdigit()][0]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[5] == "2" and len(cells[6].split(",")) == 2

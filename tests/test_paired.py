@@ -61,3 +61,36 @@ def test_fci_definition_and_interval():
     p, _ = _preds()
     r = fci_ci(p, n_boot=200)
     assert r.ci_low <= r.value <= r.ci_high
+
+
+def test_one_training_seed_gives_exactly_the_paired_difference():
+    from neuroemu.evaluation.paired import replicated_differences
+
+    a, y = _preds(shift=2.5, seed=1)
+    b, _ = _preds(shift=1.5, seed=2, labels=y)
+    one = paired_auc_difference(a, b, n_boot=200, level=0.9)
+    res = replicated_differences([[(0, a, b)]], n_boot=200)
+    assert res.full[0] == pytest.approx(one.value, abs=1e-12)
+    lo, hi = np.percentile(res.boot[:, 0], [5, 95])
+    assert (lo, hi) == pytest.approx((one.ci_low, one.ci_high), abs=1e-12)
+
+
+def test_training_seeds_are_averaged_and_their_spread_widens_the_interval():
+    """Two seeds of the deep network, one good and one poor: the gain is their mean, and the CI, which now
+    resamples the seeds, is wider than the trace-only CI of either seed."""
+    from neuroemu.evaluation.paired import replicated_differences, seed_weights
+
+    a_good, y = _preds(shift=3.0, seed=1)
+    a_poor, _ = _preds(shift=1.6, seed=3, labels=y)
+    b, _ = _preds(shift=1.5, seed=2, labels=y)
+    b2, _ = _preds(shift=1.5, seed=4, labels=y)
+    res = replicated_differences([[(0, a_good, b), (1, a_poor, b2)]], n_boot=400)
+    d0, d1 = res.by_seed[0]
+    assert res.full[0] == pytest.approx((d0 + d1) / 2) and d0 > d1
+    width = np.ptp(np.percentile(res.boot[:, 0], [2.5, 97.5]))
+    for a, bb in ((a_good, b), (a_poor, b2)):
+        one = paired_auc_difference(a, bb, n_boot=400)
+        assert width > one.ci_high - one.ci_low
+    w = seed_weights(3, 50, seed=0)
+    assert w.shape == (50, 3) and np.all(w.sum(1) == 3) and np.array_equal(w, seed_weights(3, 50, seed=0))
+    assert np.all(seed_weights(1, 5) == 1)

@@ -368,3 +368,69 @@ def test_a_study_may_add_fractions_in_a_later_sitting_but_not_drop_them(tmp_path
         _check_config(tmp_path, first)
     with pytest.raises(ConfigError, match="differs in budget_steps"):
         _check_config(tmp_path, first.replace(fractions=[0.5, 1.0], budget_steps=7))
+
+
+def _write_predictions(run_dir, scores, labels):
+    import numpy as np
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(run_dir / "test_predictions.npz", logits=scores.astype(np.float32), spikes=labels.astype(np.int8),
+             trials=np.arange(labels.shape[0]), config_json=json.dumps({"drop_first_ms": 0, "spike_range": [0, 99]}))
+
+
+def test_depth_gain_by_data_averages_training_seeds(tmp_path):
+    """Rows of two replicates at two data sizes: the gain at each size is the mean of the replicates' paired
+    gains (each replicate's deep and one-layer networks selected within it), and the rows say so."""
+    import numpy as np
+
+    from neuroemu.study.findings import data_axis, paired_depth_gain
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((50, 400)) < 0.02).astype(np.int8)
+    rows = []
+    for f, hours in ((0.5, 0.1), (1.0, 0.2)):
+        for rep, shift_deep in ((0, 2.5), (1, 1.8)):
+            for depth, shift in ((1, 1.5), (2, shift_deep)):
+                name = f"{depth}x2x20" + (f"_s{rep}" if rep else "")
+                run = tmp_path / f"f{f}" / name
+                _write_predictions(run, np.round(rng.normal(size=y.shape) + shift * y, 1), y)
+                rows.append({"name": name, "cell": "iaf", "depth": depth, "width": 2, "family": "tcn",
+                             "fraction": f, "train_hours": hours, "train_trials": 10, "replicate": rep,
+                             "spike_auc": 0.9, "val_spike_auc": 0.8 + 0.01 * depth, "run_dir": str(run),
+                             "n_parameters": 10 * depth})
+    axis = data_axis(rows, n_boot=200, level=0.9)
+    gains = axis["depth_gain_by_data"]
+    assert [g["n_seeds"] for g in gains] == [2, 2]
+    for g in gains:
+        assert g["delta_auc"] == pytest.approx(np.mean(g["delta_auc_by_seed"]))
+        assert g["delta_auc_by_seed"][0] > g["delta_auc_by_seed"][1]  # seed 0's deep network is the better one
+        assert g["ci_low"] <= g["delta_auc"] <= g["ci_high"] and g["deep_by_seed"] == ["2x2x20", "2x2x20_s1"]
+    assert axis["depth_gain_fit"]["n_seeds"] == 2
+    main_gain = paired_depth_gain([r for r in rows if r["fraction"] == 1.0], n_boot=200, level=0.9)
+    assert main_gain["n_seeds"] == 2 and main_gain["delta_auc"] == pytest.approx(gains[1]["delta_auc"])
+    one = data_axis([r for r in rows if r["replicate"] == 0], n_boot=200, level=0.9)["depth_gain_by_data"]
+    assert [g["n_seeds"] for g in one] == [1, 1] and "delta_auc_by_seed" not in one[0]
+
+
+def test_sweep_trains_each_configuration_once_per_training_seed(iaf_data, tmp_path):
+    cfg = SweepConfig(depths=[1], widths=[2], receptive_fields=[20], budget_steps=3, train_seeds=2, seed=5)
+    doc = run_sweep(iaf_data, cfg, tmp_path / "sweep", workers=1, threads=1, figures=False, log=lambda m: None)
+    rows = {r["name"]: r for r in doc["rows"]}
+    assert set(rows) == {"1x2x20", "1x2x20_s1"}
+    assert (rows["1x2x20"]["replicate"], rows["1x2x20"]["train_seed"]) == (0, 5)
+    assert (rows["1x2x20_s1"]["replicate"], rows["1x2x20_s1"]["train_seed"]) == (1, 6)
+    run = json.loads((tmp_path / "sweep" / "runs" / "1x2x20_s1" / "run.json").read_text())
+    assert run["training"]["seed"] == 6
+    with pytest.raises(ConfigError, match="train_seeds must be an integer >= 1"):
+        SweepConfig(train_seeds=0)
+
+
+def test_a_study_may_add_training_seeds_but_not_drop_them(tmp_path):
+    from neuroemu.study.study import _check_config
+
+    first = StudyConfig.for_scale("tiny")
+    (tmp_path / "study.json").write_text(json.dumps({"config": first.to_dict()}))
+    _check_config(tmp_path, first.replace(train_seeds=3))
+    (tmp_path / "study.json").write_text(json.dumps({"config": first.replace(train_seeds=3).to_dict()}))
+    with pytest.raises(ConfigError, match="train_seeds 3.*--train-seeds 3 or more"):
+        _check_config(tmp_path, first.replace(train_seeds=2))

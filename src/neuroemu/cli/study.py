@@ -37,7 +37,7 @@ def _sweep_config(args: argparse.Namespace):
 
     flags = {"depths": args.depths, "widths": args.widths, "receptive_fields": args.receptive_fields,
              "preset": args.preset, "seed": args.seed, "checkpoint": args.checkpoint, "models": args.models,
-             "train_fraction": args.train_fraction}
+             "train_fraction": args.train_fraction, "train_seeds": args.train_seeds}
     cfg = _config_from(SweepConfig, args.config, flags, "SweepConfig")
     budget = _budget(args, "budget", "budget_minutes")
     return cfg.replace(**budget) if budget else cfg
@@ -71,7 +71,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         from_file = StudyConfig.for_scale(args.scale, **overrides)
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}" if args.config else str(e)) from None
-    flags = {k: v for k, v in (("target_auc", args.target_auc), ("budget_steps", args.budget)) if v is not None}
+    flags = {k: v for k, v in (("target_auc", args.target_auc), ("budget_steps", args.budget),
+                               ("train_seeds", args.train_seeds)) if v is not None}
     cfg = from_file.replace(**flags) if flags else from_file
     if args.dry_run:
         print(json.dumps({"config": cfg.to_dict(), "plan": study_plan(cfg)}, indent=2))
@@ -125,7 +126,7 @@ def _learning_curve_config(args: argparse.Namespace):
     from neuroemu.study.learning_curve import LearningCurveConfig
 
     flags = {"models": args.models, "fractions": args.fractions, "preset": args.preset, "seed": args.seed,
-             "patience": args.patience, "split": args.split}
+             "patience": args.patience, "split": args.split, "train_seeds": args.train_seeds}
     cfg = _config_from(LearningCurveConfig, args.config, flags, "LearningCurveConfig")
     budget = _budget(args, "max_steps", "max_minutes")
     return cfg.replace(**budget) if budget else cfg
@@ -173,6 +174,9 @@ def register(subparsers) -> None:
     p.add_argument("--budget-minutes", type=float, metavar="M", help="training minutes per configuration")
     p.add_argument("--preset", choices=["modern", "published"], help="training preset (default modern)")
     p.add_argument("--seed", type=int, help="seed of split, initialisation and sampling (default 0)")
+    p.add_argument("--train-seeds", type=int, metavar="N",
+                   help="training runs per configuration, seeds SEED, SEED+1, ... (default 1); the paired depth "
+                        "gains average over them and their CIs resample seeds as well as test traces")
     p.add_argument("--checkpoint", choices=["best", "last"], help="checkpoint evaluated (default best)")
     p.add_argument("--config", metavar="FILE", help="SweepConfig as YAML/JSON (flags override it)")
     p.add_argument("--workers", type=int, metavar="N",
@@ -205,6 +209,9 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=["random", "stratified"], help="how trials are split (default random)")
     p.add_argument("--preset", choices=["modern", "published"], help="training preset (default modern)")
     p.add_argument("--seed", type=int, help="seed of split, subsets, initialisation and sampling (default 0)")
+    p.add_argument("--train-seeds", type=int, metavar="N",
+                   help="training runs per configuration, seeds SEED, SEED+1, ... (default 1); the paired depth "
+                        "gains average over them and their CIs resample seeds as well as test traces")
     p.add_argument("--config", metavar="FILE", help="LearningCurveConfig as YAML/JSON (flags override it)")
     p.add_argument("--workers", type=int, metavar="N", help="runs trained in parallel (default: one per core)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per training process (default cores/N)")
@@ -228,6 +235,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="STUDY", help="study directory (created or resumed)")
     p.add_argument("--target-auc", type=float, help="AUC the smallest network must reach (default per scale)")
     p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default per scale)")
+    p.add_argument("--train-seeds", type=int, metavar="N",
+                   help="training runs per configuration, seeds SEED, SEED+1, ... (default 1); the paired depth "
+                        "gains average over them and their CIs resample seeds as well as test traces")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON of StudyConfig fields overriding the scale's")
     p.add_argument("--workers", type=int, metavar="N",
                    help="configurations trained in parallel (default: one per core)")

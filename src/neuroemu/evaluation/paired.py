@@ -8,6 +8,9 @@ with a spike count in ``spike_range`` kept (reference 9.3); the AUC over their p
 exactly as ``sklearn.metrics.roc_auc_score``) is the evaluation's ``spike_auc``.
 
 A replicate resamples the traces with replacement, the same resample for every emulator compared (paired).
+Where each emulator was trained several times (training seeds), :func:`replicated_differences` averages the
+paired difference over the seeds and each replicate also resamples the seeds (a two-level bootstrap: test
+traces and training runs), so the interval holds the training-seed variance as well as the test-set noise.
 The interval is the percentile interval of the replicates at ``level``. With ``n`` traces the percentile
 bootstrap cannot place a tail of (1 - level) / 2 finer than one trace's weight, so a CI needs at least
 ``2 / (1 - level)`` traces (:func:`traces_needed`; 40 for 95%).
@@ -25,7 +28,8 @@ import numpy as np
 from neuroemu.errors import ConfigError, DatasetError
 
 __all__ = ["TracePredictions", "load_predictions", "traces_needed", "check_ci_traces", "bootstrap_aucs",
-           "auc_ci", "paired_auc_difference", "fci", "fci_ci", "BootstrapResult"]
+           "auc_ci", "paired_auc_difference", "fci", "fci_ci", "BootstrapResult", "seed_weights",
+           "ReplicatedDifferences", "replicated_differences"]
 
 
 def traces_needed(level: float) -> int:
@@ -192,3 +196,62 @@ def fci_ci(pred: TracePredictions, n_boot: int = 1000, level: float = 0.95, seed
     a higher AUC is a lower FCI, so the bounds swap)."""
     r = auc_ci(pred, n_boot, level, seed)
     return BootstrapResult(fci(r.value), fci(r.ci_high), fci(r.ci_low), r.n_traces, n_boot, level)
+
+
+def seed_weights(n_seeds: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, n_seeds) multiplicities of the training seeds in each bootstrap replicate (seeds drawn with
+    replacement); all ones for a single seed, so that one seed gives exactly the trace-only bootstrap."""
+    if n_seeds <= 1:
+        return np.ones((n_boot, max(1, n_seeds)))
+    rng = np.random.default_rng([int(seed), 13])
+    return np.stack([np.bincount(rng.integers(0, n_seeds, n_seeds), minlength=n_seeds).astype(np.float64)
+                     for _ in range(n_boot)])
+
+
+@dataclass
+class ReplicatedDifferences:
+    """Paired AUC differences per group (e.g. per data size), each the mean over training seeds.
+
+    ``full``: (n_groups,) the mean difference on all scored traces; ``boot``: (n_boot, n_groups) its
+    replicates (traces and seeds resampled, the same draws for every group); ``by_seed``: per group, the
+    difference of each seed on all traces; ``extra_full`` / ``extra_boot``: the AUCs of the ``extra``
+    emulators on the same trace resamples (seeds not resampled)."""
+
+    full: np.ndarray
+    boot: np.ndarray
+    by_seed: list[list[float]]
+    seeds: list[list[int]]
+    extra_full: np.ndarray
+    extra_boot: np.ndarray
+    n_traces: int
+
+
+def replicated_differences(groups: Sequence[Sequence[tuple[int, TracePredictions, TracePredictions]]],
+                           n_boot: int = 1000, seed: int = 0,
+                           extra: Sequence[TracePredictions] = ()) -> ReplicatedDifferences:
+    """AUC(a) - AUC(b) of each group's ``(training seed, a, b)`` pairs, averaged over the seeds, with a
+    two-level bootstrap: every replicate resamples the test traces (once for all emulators) and the training
+    seeds (once for all groups, so a seed's pairs move together); a group's replicate is the seed-weighted
+    mean of its pairs' differences. With one seed this is :func:`paired_auc_difference` per group."""
+    preds = [p for g in groups for (_, a, b) in g for p in (a, b)] + list(extra)
+    if not preds:
+        raise ConfigError("replicated_differences: no predictions given")
+    full, reps = bootstrap_aucs(preds, n_boot, seed)
+    seed_ids = sorted({int(r) for g in groups for (r, _, _) in g})
+    col = {r: j for j, r in enumerate(seed_ids)}
+    w_all = seed_weights(len(seed_ids), reps.shape[0], seed)
+    k, g_full, g_boot, by_seed, seeds = 0, [], [], [], []
+    for g in groups:
+        d_full = [float(full[k + 2 * i] - full[k + 2 * i + 1]) for i in range(len(g))]
+        d_boot = np.stack([reps[:, k + 2 * i] - reps[:, k + 2 * i + 1] for i in range(len(g))], 1)
+        w = np.stack([w_all[:, col[int(r)]] for (r, _, _) in g], 1)
+        sw = w.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g_boot.append(np.where(sw > 0, (w * d_boot).sum(1) / np.where(sw > 0, sw, 1.0), np.nan))
+        g_full.append(float(np.mean(d_full)))
+        by_seed.append(d_full)
+        seeds.append([int(r) for (r, _, _) in g])
+        k += 2 * len(g)
+    n_extra = len(extra)
+    return ReplicatedDifferences(np.array(g_full), np.stack(g_boot, 1) if g_boot else np.zeros((reps.shape[0], 0)),
+                                 by_seed, seeds, full[k:k + n_extra], reps[:, k:k + n_extra], preds[0].n_traces)

@@ -17,14 +17,20 @@ def _finite(v: Any) -> bool:
 
 
 def _curves(ax, rows: Sequence[dict], x: str, y: str, yerr: str | None, group: str) -> int:
+    """One curve per ``group`` value through its replicate-0 rows; further training replicates (``replicate``
+    >= 1) as open markers of the same colour at their own AUC."""
     labels = sorted({str(r.get(group)) for r in rows})
     for i, label in enumerate(labels):
+        mine = [r for r in rows if str(r.get(group)) == label and _finite(r.get(x)) and _finite(r.get(y))]
         pts = sorted((float(r[x]), float(r[y]), float(r.get(yerr) or 0.0) if yerr and _finite(r.get(yerr)) else 0.0)
-                     for r in rows if str(r.get(group)) == label and _finite(r.get(x)) and _finite(r.get(y)))
-        if not pts:
-            continue
-        xs, ys, es = (np.array(v) for v in zip(*pts))
-        ax.errorbar(xs, ys, yerr=es, marker="o", ms=4, lw=1.4, capsize=2.5, color=f"C{i % 10}", label=label)
+                     for r in mine if not (r.get("replicate") or 0))
+        extra = [(float(r[x]), float(r[y])) for r in mine if r.get("replicate") or 0]
+        if pts:
+            xs, ys, es = (np.array(v) for v in zip(*pts))
+            ax.errorbar(xs, ys, yerr=es, marker="o", ms=4, lw=1.4, capsize=2.5, color=f"C{i % 10}", label=label)
+        if extra:
+            ax.plot(*zip(*extra), linestyle="none", marker="o", ms=4, mfc="none", color=f"C{i % 10}",
+                    label=None if pts else label)
     return len(labels)
 
 

@@ -76,12 +76,15 @@ def data_axis_section(doc: dict[str, Any]) -> Section | None:
     if gains:
         figs.append((F.depth_gain_by_data(gains, fits, 20.0),
                      "Paired gain from depth: the validation-selected deep TCN minus the validation-selected "
-                     "one-layer TCN, both scored on the same test traces; bars: bootstrap CI over test traces. "
+                     "one-layer TCN, both scored on the same test traces (with several training seeds: the mean "
+                     "of each seed's pair); bars: bootstrap CI over test traces (and over seeds). "
                      "Dashed: least-squares fit against log10(hours); dotted: its extrapolation to the published "
                      "~20 h, not a measurement."))
     table = [{"cell": c, "train hours": g["train_hours"], "fraction": g["fraction"], "deep": g["deep"],
               "one layer": g["shallow"], "gain (paired)": _num(g["delta_auc"]), "CI": _ci([g["ci_low"], g["ci_high"]]),
-              "test traces": g["n_traces"]} for c, rows in gains.items() for g in rows]
+              "test traces": g["n_traces"], "training seeds": g.get("n_seeds", 1),
+              "gain per seed": ", ".join(_num(v) for v in g.get("delta_auc_by_seed") or []) or "-"}
+             for c, rows in gains.items() for g in rows]
     fit_rows = [{"cell": c, "slope per decade of hours": _num(f["slope_per_decade"]), "slope CI": _ci(f["slope_ci"]),
                  "grows with data": f["grows_with_data"], "extrapolated gain at 20 h (extrapolation)":
                      f"{_num(f['extrapolation']['delta_auc'])} {_ci(f['extrapolation']['ci'])}"}

@@ -33,7 +33,9 @@ class SweepRow:
     label), ``family`` and its architecture (``depth``/``width``/``receptive_field``/``kernels`` for TCNs;
     ``size``: the family's size parameter, e.g. Branch-ELM memory units). Test metrics (published protocol),
     validation metrics (``val_*``, used to select), training facts (steps, minutes, the amount of training data
-    ``train_trials`` / ``train_hours`` and the ``fraction`` of the training pool), ``status``, ``run_dir``.
+    ``train_trials`` / ``train_hours`` and the ``fraction`` of the training pool), ``status``, ``run_dir``;
+    ``replicate`` (0 for the first training run of a configuration, k for the k-th extra one, run
+    ``<name>_s<k>``) and its ``train_seed``.
     """
 
     name: str
@@ -77,6 +79,9 @@ class SweepRow:
     fraction: float | None = None
     train_trials: int | None = None
     train_hours: float | None = None
+    # added with training replicates: replicate k of a configuration trains with seed ``train_seed``
+    replicate: int = 0
+    train_seed: int | None = None
 
     # ------------------------------------------------------------------ forms
     @staticmethod
@@ -118,6 +123,8 @@ class SweepRow:
             kw["variant"] = "grid"
         if kw.get("family") is None:
             kw["family"] = "tcn"
+        if kw.get("replicate") is None:
+            kw["replicate"] = 0
         return cls(**kw)
 
     @classmethod

@@ -202,6 +202,19 @@ def _ols(x, y):
     return float(slope), float(intercept)
 
 
+def _replicate_pairs(rows: list[SweepRow]) -> list[tuple[int, SweepRow, SweepRow]]:
+    """Per training replicate, the validation-selected deep TCN (depth > 1) and one-layer TCN of ``rows``
+    (both of that replicate), with their predictions on disk."""
+    out = []
+    for rep in sorted({int(r.replicate or 0) for r in rows}):
+        at = [r for r in rows if int(r.replicate or 0) == rep and r.family == "tcn"]
+        deep, _ = pick_best([r for r in at if (r.depth or 0) > 1])
+        shallow, _ = pick_best([r for r in at if r.depth == 1])
+        if deep is not None and shallow is not None:
+            out.append((rep, deep, shallow))
+    return out
+
+
 def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float = 0.95, seed: int = 0,
               extrapolate_hours: float = PUBLISHED_TRAIN_HOURS) -> dict[str, Any]:
     """One cell's accuracy against training data, the paired gain from depth at each data size, its fit and
@@ -209,14 +222,17 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
 
     At each fraction of the training pool, the validation-selected deep TCN (depth > 1) and one-layer TCN are
     compared on the same test traces: ``delta_auc`` with its paired bootstrap CI (``n_boot`` replicates at
-    ``level``, resampling test traces; the same replicates for every fraction). The fit is ordinary least
-    squares of the gain on log10(hours); its slope per decade, and the gain extrapolated to
-    ``extrapolate_hours``, get their CIs from the same replicates. ``grows_with_data``: the slope's CI lies
-    above 0. The FCI (reference 12.6) is that of the validation-selected best emulator of any family at the
-    largest data size, with the bootstrap CI of its AUC."""
+    ``level``, resampling test traces; the same replicates for every fraction). With several training
+    replicates (``train_seeds``), the pair is selected within each replicate, ``delta_auc`` is the mean over
+    replicates and the bootstrap resamples the replicates too (:func:`neuroemu.evaluation.paired.
+    replicated_differences`), so the CI holds the training-seed variance. The fit is ordinary least squares of
+    the gain on log10(hours); its slope per decade, and the gain extrapolated to ``extrapolate_hours``, get
+    their CIs from the same replicates. ``grows_with_data``: the slope's CI lies above 0. The FCI (reference
+    12.6) is that of the validation-selected best emulator of any family (any replicate) at the largest data
+    size, with the bootstrap CI of its AUC."""
     import numpy as np
 
-    from neuroemu.evaluation.paired import bootstrap_aucs, fci, traces_needed
+    from neuroemu.evaluation.paired import fci, replicated_differences, traces_needed
 
     rows = [r for r in finished(rows) if r.fraction is not None]
     out: dict[str, Any] = {}
@@ -228,36 +244,38 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
         at = [r for r in rows if float(r.fraction) == f]
         picks = [pick_best([r for r in at if r.family == "tcn" and r.depth == d])[0]
                  for d in sorted({r.depth for r in at if r.family == "tcn" and r.depth is not None})]
-        picks += [r for r in at if r.family != "tcn"]
+        others = {}
+        for r in at:
+            if r.family != "tcn":
+                others.setdefault(r.model_spec or r.name.rsplit("_s", 1)[0], []).append(r)
+        picks += [pick_best(g)[0] for g in others.values()]
         scaling += [{"train_hours": r.train_hours, "fraction": f, "train_trials": r.train_trials, "model": r.name,
                      "family": r.family, "depth": r.depth, "n_parameters": r.n_parameters, "spike_auc": r.spike_auc,
-                     "spike_auc_sd": r.spike_auc_sd, "soma_explained_variance": r.soma_explained_variance}
+                     "spike_auc_sd": r.spike_auc_sd, "soma_explained_variance": r.soma_explained_variance,
+                     "replicate": r.replicate}
                     for r in picks if r is not None]
     out["data_scaling"] = scaling
-    pairs, preds = [], []
+    groups, meta = [], []
     for f in fractions:
-        at = [r for r in rows if float(r.fraction) == f and r.family == "tcn"]
-        deep, _ = pick_best([r for r in at if (r.depth or 0) > 1])
-        shallow, _ = pick_best([r for r in at if r.depth == 1])
-        if deep is None or shallow is None:
-            continue
-        pd, ps = _predictions(deep), _predictions(shallow)
-        if pd is None or ps is None:
-            continue
-        pairs.append((f, deep, shallow, len(preds)))
-        preds += [pd, ps]
+        pairs = []
+        for rep, deep, shallow in _replicate_pairs([r for r in rows if float(r.fraction) == f]):
+            pd, ps = _predictions(deep), _predictions(shallow)
+            if pd is not None and ps is not None:
+                pairs.append((rep, pd, ps, deep, shallow))
+        if pairs:
+            groups.append([(rep, pd, ps) for rep, pd, ps, _, _ in pairs])
+            meta.append((f, [(d, s) for _, _, _, d, s in pairs]))
     best_all, _ = pick_best([r for r in rows if float(r.fraction) == fractions[-1]])
     best_pred = _predictions(best_all) if best_all is not None else None
-    if best_pred is not None:
-        preds.append(best_pred)
-    if not preds:
+    extra = [best_pred] if best_pred is not None else []
+    if not groups and not extra:
         return out
-    n_traces = preds[0].n_traces
+    n_traces = (groups[0][0][1] if groups else extra[0]).n_traces
     if n_traces < traces_needed(level):
         out["ci_note"] = (f"{n_traces} scored test traces: a {100 * level:g}% CI over traces needs at least "
                           f"{traces_needed(level)}")
         return out
-    full, reps = bootstrap_aucs(preds, n_boot, seed)
+    res = replicated_differences(groups, n_boot, seed, extra)
     a = 100.0 * (1.0 - level) / 2.0
 
     def ci(v):
@@ -265,18 +283,26 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
         return [float(np.percentile(v, a)), float(np.percentile(v, 100.0 - a))] if v.size else [None, None]
 
     gains = []
-    for f, deep, shallow, k in pairs:
-        lo, hi = ci(reps[:, k] - reps[:, k + 1])
-        gains.append({"train_hours": deep.train_hours, "fraction": f, "train_trials": deep.train_trials,
-                      "delta_auc": float(full[k] - full[k + 1]), "ci_low": lo, "ci_high": hi,
-                      "deep": deep.name, "deep_auc": float(full[k]), "shallow": shallow.name,
-                      "shallow_auc": float(full[k + 1]), "n_traces": n_traces})
-    out["depth_gain_by_data"] = gains
+    for j, (f, pair_rows) in enumerate(meta):
+        deep, shallow = pair_rows[0]
+        lo, hi = ci(res.boot[:, j])
+        g = {"train_hours": deep.train_hours, "fraction": f, "train_trials": deep.train_trials,
+             "delta_auc": float(res.full[j]), "ci_low": lo, "ci_high": hi,
+             "deep": deep.name, "deep_auc": float(np.mean([d.spike_auc for d, _ in pair_rows])),
+             "shallow": shallow.name, "shallow_auc": float(np.mean([s.spike_auc for _, s in pair_rows])),
+             "n_traces": n_traces, "n_seeds": len(pair_rows)}
+        if len(pair_rows) > 1:
+            g["delta_auc_by_seed"] = res.by_seed[j]
+            g["seed_sd"] = float(np.std(res.by_seed[j], ddof=1))
+            g["deep_by_seed"] = [d.name for d, _ in pair_rows]
+            g["shallow_by_seed"] = [s.name for _, s in pair_rows]
+        gains.append(g)
+    if gains:
+        out["depth_gain_by_data"] = gains
     if len(gains) >= 2:
         x = np.log10([g["train_hours"] for g in gains])
-        ks = [k for _, _, _, k in pairs]
         slope, intercept = _ols(x, [g["delta_auc"] for g in gains])
-        boot = np.array([_ols(x, reps[b, ks] - reps[b, [k + 1 for k in ks]]) for b in range(reps.shape[0])])
+        boot = np.array([_ols(x, res.boot[b]) for b in range(res.boot.shape[0])])
         at_target = boot[:, 1] + boot[:, 0] * np.log10(extrapolate_hours)
         s_ci = ci(boot[:, 0])
         out["depth_gain_fit"] = {
@@ -286,10 +312,11 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
             "extrapolation": {"train_hours": extrapolate_hours, "delta_auc": intercept + slope * np.log10(extrapolate_hours),
                               "ci": ci(at_target), "note": "an extrapolation of the fit beyond the data, not a "
                                                            "measurement"},
-            "level": level, "n_boot": int(reps.shape[0]), "n_traces": n_traces}
+            "level": level, "n_boot": int(res.boot.shape[0]), "n_traces": n_traces,
+            "n_seeds": max(g["n_seeds"] for g in gains)}
     if best_pred is not None:
-        auc = float(full[-1])
-        lo, hi = ci(reps[:, -1])
+        auc = float(res.extra_full[0])
+        lo, hi = ci(res.extra_boot[:, 0])
         out["best_emulator"] = {**(brief(best_all) or {}), "family": best_all.family, "fraction": fractions[-1],
                                 "train_hours": best_all.train_hours, "auc_ci": [lo, hi]}
         out["fci"] = fci(auc)
@@ -300,17 +327,33 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
 def paired_depth_gain(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float = 0.95,
                       seed: int = 0) -> dict[str, Any] | None:
     """The validation-selected best TCN against the best one-layer TCN on the same test traces (the findings'
-    main comparison, paired): ``{"delta_auc", "ci": [low, high], "n_traces"}``, or None when predictions are
-    missing or the test set is too small for the CI."""
-    from neuroemu.evaluation.paired import paired_auc_difference, traces_needed
+    main comparison, paired): ``{"delta_auc", "ci": [low, high], "n_traces", "n_seeds"}``, or None when
+    predictions are missing or the test set is too small for the CI. With training replicates the pair is
+    selected within each replicate and averaged, the CI resampling replicates and traces
+    (:func:`neuroemu.evaluation.paired.replicated_differences`)."""
+    import numpy as np
+
+    from neuroemu.evaluation.paired import replicated_differences, traces_needed
 
     tcn = [r for r in finished(rows) if r.family == "tcn"]
-    best, _ = pick_best(tcn)
-    d1, _ = pick_best([r for r in tcn if r.depth == 1])
-    if best is None or d1 is None:
+    group = []
+    for rep in sorted({int(r.replicate or 0) for r in tcn}):
+        at = [r for r in tcn if int(r.replicate or 0) == rep]
+        best, _ = pick_best(at)
+        d1, _ = pick_best([r for r in at if r.depth == 1])
+        if best is None or d1 is None:
+            continue
+        pb, p1 = _predictions(best), _predictions(d1)
+        if pb is None or p1 is None or pb.n_traces < traces_needed(level):
+            continue
+        group.append((rep, pb, p1))
+    if not group:
         return None
-    pb, p1 = _predictions(best), _predictions(d1)
-    if pb is None or p1 is None or pb.n_traces < traces_needed(level):
-        return None
-    r = paired_auc_difference(pb, p1, n_boot, level, seed)
-    return {"delta_auc": r.value, "ci": [r.ci_low, r.ci_high], "n_traces": r.n_traces}
+    res = replicated_differences([group], n_boot, seed)
+    v = res.boot[:, 0][np.isfinite(res.boot[:, 0])]
+    a = 100.0 * (1.0 - level) / 2.0
+    ci = [float(np.percentile(v, a)), float(np.percentile(v, 100.0 - a))] if v.size else [None, None]
+    out = {"delta_auc": float(res.full[0]), "ci": ci, "n_traces": res.n_traces, "n_seeds": len(group)}
+    if len(group) > 1:
+        out["delta_auc_by_seed"] = res.by_seed[0]
+    return out

@@ -8,6 +8,7 @@ each on its validation AUC, scores it on the test trials by the published protoc
     LC/learning_curve.json    config, dataset, rows (one per model and fraction), status
     LC/learning_curve.csv     the rows (LEARNING_CURVE_COLUMNS)
     LC/figures/learning_curve.png   test AUC against hours of training data (log axis), one curve per model
+                                    (further training replicates, ``train_seeds`` > 1: open markers)
     LC/fractions/f<F>/        one sweep per fraction (sweep.json, runs/<model>/ ...)
 
 Each fraction is a sweep (:func:`neuroemu.study.sweep.run_sweep`), so everything is resumable and parallel as
@@ -38,7 +39,8 @@ __all__ = ["LearningCurveConfig", "LEARNING_CURVE_COLUMNS", "run_learning_curve"
 LEARNING_CURVE_COLUMNS = ["model", "family", "architecture", "n_params", "flops_per_ms", "fraction", "train_trials",
                           "train_hours", "spike_auc", "spike_auc_sd", "tp_at_fp_0.0025", "soma_rmse_mv",
                           "soma_explained_variance", "val_spike_auc", "steps", "best_step", "train_minutes",
-                          "stop_reason", "n_test_traces", "n_test_spikes", "status", "run_dir"]
+                          "stop_reason", "n_test_traces", "n_test_spikes", "status", "run_dir", "replicate",
+                          "train_seed"]
 
 
 @dataclass
@@ -87,7 +89,7 @@ def curve_row(r: SweepRow) -> dict[str, Any]:
             "soma_explained_variance": r.soma_explained_variance, "val_spike_auc": r.val_spike_auc,
             "steps": r.train_steps, "best_step": r.best_step, "train_minutes": r.train_minutes,
             "stop_reason": r.stop_reason, "n_test_traces": r.n_test_traces, "n_test_spikes": r.n_test_spikes,
-            "status": str(r.status), "run_dir": r.run_dir}
+            "status": str(r.status), "run_dir": r.run_dir, "replicate": r.replicate, "train_seed": r.train_seed}
 
 
 def _fraction_dir(out: Path, f: float) -> Path:
@@ -139,7 +141,7 @@ def run_learning_curve(data_dir: str | Path, config: LearningCurveConfig, out_di
     if old_path.is_file():
         old = read_learning_curve(out)
         old_cfg = LearningCurveConfig.from_dict(old.get("config") or {})
-        grid = ("models", "fractions", "depths", "widths", "extra")
+        grid = ("models", "fractions", "depths", "widths", "extra", "train_seeds")
         diff = sorted(k for k, v in config.to_dict().items() if k not in grid and old_cfg.to_dict().get(k) != v)
         if diff:
             raise ConfigError(f"{out} holds a learning curve made with other settings (differs in {', '.join(diff)}); "

@@ -419,6 +419,11 @@ def _check_config(out: Path, cfg: StudyConfig) -> None:
         raise ConfigError(f"{out} holds a study with fractions {old_f}; the data axis may grow in a later sitting "
                           f"(each fraction has its own sweeps) but not lose points: got {new_f}. Use another --out "
                           "directory, or include the fractions run before")
+    old_s, new_s = int(old.pop("train_seeds", 1) or 1), int(new.pop("train_seeds", 1) or 1)
+    if new_s < old_s:
+        raise ConfigError(f"{out} holds a study with train_seeds {old_s}; later sittings may add training "
+                          f"replicates but not drop them: got {new_s}. Use another --out directory, or "
+                          f"--train-seeds {old_s} or more")
     if "solver" not in old:  # a study started before the solver was recorded: its datasets record theirs
         new.pop("solver", None)
     if old and old != new:

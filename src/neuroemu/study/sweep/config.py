@@ -43,7 +43,10 @@ class SweepSettings(Config):
     budget; ``published``: the staged schedule of reference 8.6, compressed to the budget). training: extra
     :class:`~neuroemu.training.config.TrainingConfig` fields. seed: training and split seed. split: ``random``
     (the dataset's split of whole trials) or ``stratified`` (:mod:`neuroemu.dataset.split`: spiking trials
-    dealt to every part, for small datasets where most trials are silent).
+    dealt to every part, for small datasets where most trials are silent). train_seeds: training runs per
+    configuration (replicates): replicate k trains with seed ``seed + k`` (initialisation and batch order) on
+    the same split, in run ``<name>_s<k>`` (k >= 1); the paired depth gains then average over replicates and
+    their CIs resample training seeds as well as test traces (:func:`neuroemu.study.findings.data_axis`).
     """
 
     depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 7])
@@ -57,6 +60,7 @@ class SweepSettings(Config):
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split: str = "random"
     seed: int = 0
+    train_seeds: int = 1
 
     def validate(self) -> "SweepSettings":
         """Check the fields; raise :class:`ConfigError` naming the field and value at fault."""
@@ -73,6 +77,8 @@ class SweepSettings(Config):
             raise ConfigError(f"{name}.budget_minutes must be > 0, got {self.budget_minutes}")
         if self.preset not in ("modern", "published"):
             raise ConfigError(f"{name}.preset must be 'modern' or 'published', got {self.preset!r}")
+        if isinstance(self.train_seeds, bool) or not isinstance(self.train_seeds, int) or self.train_seeds < 1:
+            raise ConfigError(f"{name}.train_seeds must be an integer >= 1, got {self.train_seeds!r}")
         if self.split not in ("random", "stratified"):
             raise ConfigError(f"{name}.split must be 'random' or 'stratified', got {self.split!r}")
         for key in _SWEEP_OWNED_TRAINING:

@@ -2,7 +2,7 @@
 other families given as model specs. Smallest first; each has a run directory name."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neuroemu.models.base import ModelConfig
@@ -16,7 +16,8 @@ __all__ = ["SweepEntry", "sweep_entries", "kernels_for"]
 @dataclass
 class SweepEntry:
     """One configuration: a TCN of the grid (or an extra one with its own model fields and ``label``), or a
-    network of any family given by its model ``spec`` (``branch-elm:15``)."""
+    network of any family given by its model ``spec`` (``branch-elm:15``); ``replicate`` k >= 1: the k-th extra
+    training run of the same configuration (its own training seed)."""
 
     depth: int | None = None
     width: int | None = None
@@ -24,6 +25,7 @@ class SweepEntry:
     model: dict[str, Any] = field(default_factory=dict)
     label: str | None = None
     spec: str | None = None
+    replicate: int = 0
 
     @property
     def family(self) -> str:
@@ -38,7 +40,12 @@ class SweepEntry:
     @property
     def name(self) -> str:
         """Run directory name: ``<D>x<W>x<T>`` (the published DxWxT naming), ``_<label>`` for extras; a spec's
-        name with ``_`` for ``:`` (``branch-elm_15``)."""
+        name with ``_`` for ``:`` (``branch-elm_15``); ``_s<k>`` appended for replicate k >= 1."""
+        return self.config_name + (f"_s{self.replicate}" if self.replicate else "")
+
+    @property
+    def config_name(self) -> str:
+        """The configuration's name, the same for all its replicates."""
         if self.spec:
             return spec_name(self.spec)
         base = f"{self.depth}x{self.width}x{self.receptive_field}"
@@ -46,10 +53,11 @@ class SweepEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (task argument of the worker processes; stored in ``result.json``)."""
+        rep = {"replicate": self.replicate} if self.replicate else {}
         if self.spec:
-            return {"spec": self.spec, "model": dict(self.model), "label": self.label}
+            return {"spec": self.spec, "model": dict(self.model), "label": self.label, **rep}
         return {"depth": self.depth, "width": self.width, "kernels": list(self.kernels or []),
-                "model": dict(self.model), "label": self.label}
+                "model": dict(self.model), "label": self.label, **rep}
 
     def model_config(self, n_inputs: int, grid_model: dict[str, Any] | None = None) -> ModelConfig:
         """The architecture of this configuration (``grid_model``: the sweep's extra TCN fields)."""
@@ -61,7 +69,8 @@ class SweepEntry:
 
 def sweep_entries(config: SweepConfig) -> list[SweepEntry]:
     """All configurations: the grid smallest first (depth, then width, then receptive field), the extras, then
-    the other families' model specs in the order given."""
+    the other families' model specs in the order given; then, for ``train_seeds`` > 1, replicate 1 of every
+    configuration in the same order, replicate 2, ..."""
     out: dict[str, SweepEntry] = {}
     for d in sorted(set(config.depths)):
         for w in sorted(set(config.widths)):
@@ -80,4 +89,5 @@ def sweep_entries(config: SweepConfig) -> list[SweepEntry]:
     for spec in config.models:
         e = SweepEntry(spec=spec)
         out.setdefault(e.name, e)
-    return list(out.values())
+    first = list(out.values())
+    return first + [replace(e, replicate=k) for k in range(1, int(config.train_seeds)) for e in first]

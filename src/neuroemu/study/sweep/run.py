@@ -58,7 +58,7 @@ def _identity(entry: SweepEntry, cell: str) -> dict[str, Any]:
     return {"name": entry.name, "cell": cell, "variant": entry.label or ("model" if entry.spec else "grid"),
             "depth": entry.depth, "width": entry.width, "receptive_field": entry.receptive_field,
             "kernels": list(entry.kernels) if entry.kernels else None, "family": entry.family,
-            "model_spec": entry.spec, "size": int(size) if size.isdigit() else None}
+            "model_spec": entry.spec, "size": int(size) if size.isdigit() else None, "replicate": entry.replicate}
 
 
 def sweep_split(ds, config: SweepConfig) -> dict[str, list[int]]:
@@ -89,9 +89,11 @@ def sweep_jobs(data_dir: Path, config: SweepConfig, out_dir: Path, entries: list
     jobs = []
     for e in entries:
         mcfg = e.model_config(int(ds.n_channels), config.model)
+        seed = int(config.seed) + int(e.replicate)
         jobs.append(TrainJob(data_dir=str(data_dir), run_dir=str(out_dir / "runs" / e.name), family=mcfg.family,
-                             model=mcfg.to_dict(), training=tcfg, evaluation=ecfg, split=split,
-                             row={**_identity(e, cell), **data_facts}, entry=e.to_dict(), checkpoint=config.checkpoint,
+                             model=mcfg.to_dict(), training={**tcfg, "seed": seed}, evaluation=ecfg, split=split,
+                             row={**_identity(e, cell), **data_facts, "train_seed": seed}, entry=e.to_dict(),
+                             checkpoint=config.checkpoint,
                              test_data_dir=str(test_data_dir) if test_data_dir else None, threads=threads))
     return jobs
 
