@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not gains:
         print(axis.get("ci_note") or "no data size holds both a deep and a one-layer TCN with test predictions")
         return 1
-    print(f"| train trials | hours | deep | one layer | gain (paired) [{100 * a.level:g}% CI] | seeds | per seed |")
+    print(f"| train trials | hours | deep (AUC: mean over seeds) | one layer (AUC: mean over seeds) | gain (paired) [{100 * a.level:g}% CI] | seeds | per seed |")
     print("|---|---|---|---|---|---|---|")
     for g in gains:
         per = ", ".join(f"{v:+.4f}" for v in g.get("delta_auc_by_seed") or [g["delta_auc"]])

@@ -48,7 +48,8 @@ def learning_curve(rows: Sequence[dict], x: str = "train_hours", y: str = "spike
     ax.grid(True, which="both", alpha=0.25)
     if n:
         ax.legend(loc="best", fontsize="small", framealpha=0.85, ncol=1 if n < 6 else 2)
-    ax.set_title(title or "learning curves: accuracy against training data")
+    seeds = " (open markers: other training seeds)" if any(r.get("replicate") for r in rows) else ""
+    ax.set_title((title or "learning curves: accuracy against training data") + seeds, fontsize="medium")
     return fig
 
 

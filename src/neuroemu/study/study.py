@@ -16,6 +16,10 @@ others -- every network validated on the same validation trials and scored on th
 - ``study.csv``: all rows; ``figures/summary.png``, ``figures/complexity_panels.png``,
   ``figures/data_scaling.png``, ``figures/depth_gain_by_data.png``; ``report/index.html``.
 
+``train_seeds`` > 1 trains every network that many times (seeds ``seed``, ``seed + 1``, ...; runs
+``<name>_s<k>``): the paired gains from depth then average each seed's own pair and their CIs resample seeds as
+well as test traces, so the training-seed variance is in the error bar; a later sitting may add seeds.
+
 Everything is resumable: rerunning continues the simulations and sweeps where they stopped (a study directory
 made with another config is refused, naming the field). :func:`study_status` says what is done and left, with
 an estimate of the time left.
