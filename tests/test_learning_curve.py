@@ -149,3 +149,23 @@ def test_training_seeds_on_a_learning_curve_and_the_depth_gain_script(iaf_data, 
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ") and ln[2].isdigit()][0]
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[5] == "2" and len(cells[6].split(",")) == 2
+
+
+def test_lc_figure_merges_curves_of_one_test_set_and_refuses_two(tmp_path, benchmark_script, capsys):
+    lc_figure = benchmark_script("lc_figure")
+
+    def doc(name, test, model, aucs):
+        rows = [{"model": model, "train_hours": h, "spike_auc": a, "spike_auc_sd": 0.003, "status": "done"}
+                for h, a in aucs]
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps({"test_data": test, "rows": rows}))
+        return str(p)
+
+    a = doc("a", "x/nmda_test", "elm", [(0.1, 0.95), (0.3, 0.96)])
+    b = doc("b", "y/nmda_test", "tcn:3x32", [(0.3, 0.95)])
+    c = doc("c", "y/ampa_test", "lstm:50", [(0.3, 0.94)])
+    assert lc_figure.main([str(tmp_path / "all.png"), a, b]) == 0
+    assert (tmp_path / "all.png").stat().st_size > 0 and "3 runs of 2 models" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="different test data"):
+        lc_figure.main([str(tmp_path / "bad.png"), a, c])
+    assert not (tmp_path / "bad.png").exists()
