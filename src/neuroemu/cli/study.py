@@ -111,6 +111,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_seeds(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-seeds", type=int, metavar="N",
+                   help="training runs per configuration, seeds SEED, SEED+1, ... (default 1); the paired depth "
+                        "gains average over them and their CIs resample seeds as well as test traces")
+
+
 def _float_list(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -174,9 +180,7 @@ def register(subparsers) -> None:
     p.add_argument("--budget-minutes", type=float, metavar="M", help="training minutes per configuration")
     p.add_argument("--preset", choices=["modern", "published"], help="training preset (default modern)")
     p.add_argument("--seed", type=int, help="seed of split, initialisation and sampling (default 0)")
-    p.add_argument("--train-seeds", type=int, metavar="N",
-                   help="training runs per configuration, seeds SEED, SEED+1, ... (default 1); the paired depth "
-                        "gains average over them and their CIs resample seeds as well as test traces")
+    _add_train_seeds(p)
     p.add_argument("--checkpoint", choices=["best", "last"], help="checkpoint evaluated (default best)")
     p.add_argument("--config", metavar="FILE", help="SweepConfig as YAML/JSON (flags override it)")
     p.add_argument("--workers", type=int, metavar="N",
@@ -209,9 +213,7 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=["random", "stratified"], help="how trials are split (default random)")
     p.add_argument("--preset", choices=["modern", "published"], help="training preset (default modern)")
     p.add_argument("--seed", type=int, help="seed of split, subsets, initialisation and sampling (default 0)")
-    p.add_argument("--train-seeds", type=int, metavar="N",
-                   help="training runs per configuration, seeds SEED, SEED+1, ... (default 1); the paired depth "
-                        "gains average over them and their CIs resample seeds as well as test traces")
+    _add_train_seeds(p)
     p.add_argument("--config", metavar="FILE", help="LearningCurveConfig as YAML/JSON (flags override it)")
     p.add_argument("--workers", type=int, metavar="N", help="runs trained in parallel (default: one per core)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per training process (default cores/N)")
@@ -235,9 +237,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="STUDY", help="study directory (created or resumed)")
     p.add_argument("--target-auc", type=float, help="AUC the smallest network must reach (default per scale)")
     p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default per scale)")
-    p.add_argument("--train-seeds", type=int, metavar="N",
-                   help="training runs per configuration, seeds SEED, SEED+1, ... (default 1); the paired depth "
-                        "gains average over them and their CIs resample seeds as well as test traces")
+    _add_train_seeds(p)
     p.add_argument("--config", metavar="FILE", help="YAML/JSON of StudyConfig fields overriding the scale's")
     p.add_argument("--workers", type=int, metavar="N",
                    help="configurations trained in parallel (default: one per core)")

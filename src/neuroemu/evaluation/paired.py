@@ -29,7 +29,7 @@ from neuroemu.errors import ConfigError, DatasetError
 
 __all__ = ["TracePredictions", "load_predictions", "traces_needed", "check_ci_traces", "bootstrap_aucs",
            "auc_ci", "paired_auc_difference", "fci", "fci_ci", "BootstrapResult", "seed_weights",
-           "ReplicatedDifferences", "replicated_differences"]
+           "ReplicatedDifferences", "replicated_differences", "percentile_interval"]
 
 
 def traces_needed(level: float) -> int:
@@ -159,7 +159,8 @@ class BootstrapResult:
                 "n_boot": self.n_boot, "level": self.level}
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval of the finite ``values`` at ``level`` (NaN, NaN when none is finite)."""
     v = values[np.isfinite(values)]
     if v.size == 0:
         return float("nan"), float("nan")
@@ -171,7 +172,7 @@ def auc_ci(pred: TracePredictions, n_boot: int = 1000, level: float = 0.95, seed
     """The spike AUC of one emulator with its bootstrap CI over test traces."""
     check_ci_traces(pred.n_traces, level, pred.source or "AUC")
     full, reps = bootstrap_aucs([pred], n_boot, seed)
-    lo, hi = _interval(reps[:, 0], level)
+    lo, hi = percentile_interval(reps[:, 0], level)
     return BootstrapResult(float(full[0]), lo, hi, pred.n_traces, n_boot, level)
 
 
@@ -180,7 +181,7 @@ def paired_auc_difference(a: TracePredictions, b: TracePredictions, n_boot: int 
     """AUC(a) - AUC(b) on the same test traces, with its paired bootstrap CI."""
     check_ci_traces(a.n_traces, level, a.source or "paired difference")
     full, reps = bootstrap_aucs([a, b], n_boot, seed)
-    lo, hi = _interval(reps[:, 0] - reps[:, 1], level)
+    lo, hi = percentile_interval(reps[:, 0] - reps[:, 1], level)
     return BootstrapResult(float(full[0] - full[1]), lo, hi, a.n_traces, n_boot, level)
 
 
@@ -220,7 +221,6 @@ class ReplicatedDifferences:
     full: np.ndarray
     boot: np.ndarray
     by_seed: list[list[float]]
-    seeds: list[list[int]]
     extra_full: np.ndarray
     extra_boot: np.ndarray
     n_traces: int
@@ -240,7 +240,7 @@ def replicated_differences(groups: Sequence[Sequence[tuple[int, TracePredictions
     seed_ids = sorted({int(r) for g in groups for (r, _, _) in g})
     col = {r: j for j, r in enumerate(seed_ids)}
     w_all = seed_weights(len(seed_ids), reps.shape[0], seed)
-    k, g_full, g_boot, by_seed, seeds = 0, [], [], [], []
+    k, g_full, g_boot, by_seed = 0, [], [], []
     for g in groups:
         d_full = [float(full[k + 2 * i] - full[k + 2 * i + 1]) for i in range(len(g))]
         d_boot = np.stack([reps[:, k + 2 * i] - reps[:, k + 2 * i + 1] for i in range(len(g))], 1)
@@ -250,8 +250,7 @@ def replicated_differences(groups: Sequence[Sequence[tuple[int, TracePredictions
             g_boot.append(np.where(sw > 0, (w * d_boot).sum(1) / np.where(sw > 0, sw, 1.0), np.nan))
         g_full.append(float(np.mean(d_full)))
         by_seed.append(d_full)
-        seeds.append([int(r) for (r, _, _) in g])
         k += 2 * len(g)
     n_extra = len(extra)
     return ReplicatedDifferences(np.array(g_full), np.stack(g_boot, 1) if g_boot else np.zeros((reps.shape[0], 0)),
-                                 by_seed, seeds, full[k:k + n_extra], reps[:, k:k + n_extra], preds[0].n_traces)
+                                 by_seed, full[k:k + n_extra], reps[:, k:k + n_extra], preds[0].n_traces)

@@ -202,12 +202,19 @@ def _ols(x, y):
     return float(slope), float(intercept)
 
 
+def _by_replicate(rows: Iterable[SweepRow]) -> dict[int, list[SweepRow]]:
+    """The rows of each training replicate, in replicate order."""
+    out: dict[int, list[SweepRow]] = {}
+    for r in sorted(rows, key=lambda r: r.replicate):
+        out.setdefault(r.replicate, []).append(r)
+    return out
+
+
 def _replicate_pairs(rows: list[SweepRow]) -> list[tuple[int, SweepRow, SweepRow]]:
     """Per training replicate, the validation-selected deep TCN (depth > 1) and one-layer TCN of ``rows``
-    (both of that replicate), with their predictions on disk."""
+    (both of that replicate)."""
     out = []
-    for rep in sorted({int(r.replicate or 0) for r in rows}):
-        at = [r for r in rows if int(r.replicate or 0) == rep and r.family == "tcn"]
+    for rep, at in _by_replicate(r for r in rows if r.family == "tcn").items():
         deep, _ = pick_best([r for r in at if (r.depth or 0) > 1])
         shallow, _ = pick_best([r for r in at if r.depth == 1])
         if deep is not None and shallow is not None:
@@ -247,7 +254,7 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
         others = {}
         for r in at:
             if r.family != "tcn":
-                others.setdefault(r.model_spec or r.name.rsplit("_s", 1)[0], []).append(r)
+                others.setdefault(r.model_spec or r.name, []).append(r)
         picks += [pick_best(g)[0] for g in others.values()]
         scaling += [{"train_hours": r.train_hours, "fraction": f, "train_trials": r.train_trials, "model": r.name,
                      "family": r.family, "depth": r.depth, "n_parameters": r.n_parameters, "spike_auc": r.spike_auc,
@@ -331,14 +338,10 @@ def paired_depth_gain(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level
     predictions are missing or the test set is too small for the CI. With training replicates the pair is
     selected within each replicate and averaged, the CI resampling replicates and traces
     (:func:`neuroemu.evaluation.paired.replicated_differences`)."""
-    import numpy as np
+    from neuroemu.evaluation.paired import percentile_interval, replicated_differences, traces_needed
 
-    from neuroemu.evaluation.paired import replicated_differences, traces_needed
-
-    tcn = [r for r in finished(rows) if r.family == "tcn"]
     group = []
-    for rep in sorted({int(r.replicate or 0) for r in tcn}):
-        at = [r for r in tcn if int(r.replicate or 0) == rep]
+    for rep, at in _by_replicate(r for r in finished(rows) if r.family == "tcn").items():
         best, _ = pick_best(at)
         d1, _ = pick_best([r for r in at if r.depth == 1])
         if best is None or d1 is None:
@@ -350,10 +353,8 @@ def paired_depth_gain(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level
     if not group:
         return None
     res = replicated_differences([group], n_boot, seed)
-    v = res.boot[:, 0][np.isfinite(res.boot[:, 0])]
-    a = 100.0 * (1.0 - level) / 2.0
-    ci = [float(np.percentile(v, a)), float(np.percentile(v, 100.0 - a))] if v.size else [None, None]
-    out = {"delta_auc": float(res.full[0]), "ci": ci, "n_traces": res.n_traces, "n_seeds": len(group)}
+    out = {"delta_auc": float(res.full[0]), "ci": list(percentile_interval(res.boot[:, 0], level)),
+           "n_traces": res.n_traces, "n_seeds": len(group)}
     if len(group) > 1:
         out["delta_auc_by_seed"] = res.by_seed[0]
     return out
