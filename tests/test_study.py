@@ -434,3 +434,37 @@ def test_a_study_may_add_training_seeds_but_not_drop_them(tmp_path):
     (tmp_path / "study.json").write_text(json.dumps({"config": first.replace(train_seeds=3).to_dict()}))
     with pytest.raises(ConfigError, match="train_seeds 3.*--train-seeds 3 or more"):
         _check_config(tmp_path, first.replace(train_seeds=2))
+
+
+def test_per_cell_dataset_seeds_let_a_study_adopt_earlier_datasets():
+    from neuroemu.study.study import TEST_SEED_OFFSET, dataset_config_for
+
+    cfg = StudyConfig.for_scale("medium", dataset_seeds={"nmda": 11}, test_seeds={"nmda": 12},
+                                record_dendrites=["nmda"])
+    pool, test = dataset_config_for(cfg, "nmda"), dataset_config_for(cfg, "nmda", test=True)
+    assert (pool.seed, test.seed) == (11, 12)
+    assert pool.record_dendrites and not test.record_dendrites  # test sets score the soma only
+    ampa = dataset_config_for(cfg, "ampa")
+    assert ampa.seed == cfg.seed and not ampa.record_dendrites
+    assert dataset_config_for(cfg, "ampa", test=True).seed == cfg.seed + TEST_SEED_OFFSET
+    assert StudyConfig.from_dict(cfg.to_dict()) == cfg  # the overrides are stored in study.json
+    with pytest.raises(ConfigError, match="dataset_seeds: unknown cell 'gaba'"):
+        StudyConfig.for_scale("medium", dataset_seeds={"gaba": 1})
+    with pytest.raises(ConfigError, match=r"test_seeds.nmda must be an integer >= 0, got -3"):
+        StudyConfig.for_scale("medium", test_seeds={"nmda": -3})
+    with pytest.raises(ConfigError, match="would share seed 5"):
+        StudyConfig.for_scale("medium", dataset_seeds={"ampa": 5}, test_seeds={"ampa": 5})
+    with pytest.raises(ConfigError, match="record_dendrites: 'iaf' is not an L5PC cell"):
+        StudyConfig.for_scale("medium", record_dendrites=["iaf"])
+    StudyConfig.for_scale("small", dataset_seeds={"ampa": 5}, test_seeds={"ampa": 5})  # no separate test set
+
+
+def test_a_study_started_before_a_field_existed_resumes_while_the_field_keeps_its_default(tmp_path):
+    from neuroemu.study.study import _check_config
+
+    cfg = StudyConfig.for_scale("tiny")
+    older = {k: v for k, v in cfg.to_dict().items() if k not in ("dataset_seeds", "test_seeds", "record_dendrites")}
+    (tmp_path / "study.json").write_text(json.dumps({"config": older}))
+    _check_config(tmp_path, cfg)
+    with pytest.raises(ConfigError, match="differs in dataset_seeds"):
+        _check_config(tmp_path, cfg.replace(dataset_seeds={"nmda": 3}))

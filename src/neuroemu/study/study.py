@@ -112,7 +112,11 @@ class StudyConfig(SweepSettings):
     than this leave a cell uncompared. ci_level / n_boot: the bootstrap over test traces (a test set with fewer
     scored traces than :func:`neuroemu.evaluation.paired.traces_needed` is refused). solver: how the L5PC
     datasets are integrated (None: the default of the neuroemu that starts the study; it is then written into
-    ``study.json``, so a study keeps its solver across neuroemu versions and sittings). iaf_published_unit /
+    ``study.json``, so a study keeps its solver across neuroemu versions and sittings). dataset_seeds /
+    test_seeds: per-cell dataset seeds overriding ``seed`` (pool) and ``seed + TEST_SEED_OFFSET`` (test set), so a
+    study can adopt and extend datasets simulated before it (copy them to ``STUDY/data/<cell>`` and
+    ``STUDY/data/<cell>_test``; their configs must otherwise match). record_dendrites: the L5PC cells whose
+    training pools also store the dendritic voltages (test sets store the soma only). iaf_published_unit /
     l5pc_linear_unit: also train the published single linear unit (``1x1xT_linear``).
     """
 
@@ -128,6 +132,9 @@ class StudyConfig(SweepSettings):
     inputs_presets: dict[str, str] = field(default_factory=dict)
     release_probability: float | None = None
     solver: SolverConfig | None = None
+    dataset_seeds: dict[str, int] = field(default_factory=dict)
+    test_seeds: dict[str, int] = field(default_factory=dict)
+    record_dendrites: list[str] = field(default_factory=list)
     # the shared sweep settings, with the tiny scale's defaults
     depths: list[int] = field(default_factory=lambda: [1, 2, 3])
     widths: list[int] = field(default_factory=lambda: [4, 16])
@@ -167,9 +174,22 @@ class StudyConfig(SweepSettings):
                 raise ConfigError(f"StudyConfig.{name} must be >= 100 ms, got {getattr(self, name)}")
         if not self.fractions or any(not 0.0 < float(f) <= 1.0 for f in self.fractions):
             raise ConfigError(f"StudyConfig.fractions must be fractions in (0, 1], got {self.fractions}")
-        for cell in self.inputs_presets:
-            if cell not in CELLS:
-                raise ConfigError(f"StudyConfig.inputs_presets: unknown cell {cell!r}; cells are {sorted(CELLS)}")
+        for name in ("inputs_presets", "dataset_seeds", "test_seeds"):
+            for cell in getattr(self, name):
+                if cell not in CELLS:
+                    raise ConfigError(f"StudyConfig.{name}: unknown cell {cell!r}; cells are {sorted(CELLS)}")
+        for cell in self.record_dendrites:
+            if cell not in CELLS or CELLS[cell][0] != "l5pc":
+                raise ConfigError(f"StudyConfig.record_dendrites: {cell!r} is not an L5PC cell of "
+                                  f"{sorted(c for c in CELLS if CELLS[c][0] == 'l5pc')}")
+        for name in ("dataset_seeds", "test_seeds"):
+            for cell, seed in getattr(self, name).items():
+                if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                    raise ConfigError(f"StudyConfig.{name}.{cell} must be an integer >= 0, got {seed!r}")
+        for cell in CELLS:
+            if self.n_test(cell) and self.pool_seed(cell) == self.test_seed(cell):
+                raise ConfigError(f"StudyConfig: the training pool and the test set of {cell} would share seed "
+                                  f"{self.pool_seed(cell)} (the same trials); give test_seeds.{cell} another one")
         if not 0.5 < self.target_auc <= 1.0:
             raise ConfigError(f"StudyConfig.target_auc must be in (0.5, 1], got {self.target_auc}")
         if self.auc_margin < 0:
@@ -188,6 +208,14 @@ class StudyConfig(SweepSettings):
         if scale not in SCALES:
             raise ConfigError(f"unknown study scale {scale!r}; choose one of {list(SCALES)}")
         return cls.from_dict({**SCALES[scale], **overrides, "scale": scale})
+
+    def pool_seed(self, cell: str) -> int:
+        """The dataset seed of ``cell``'s training pool."""
+        return int(self.dataset_seeds.get(cell, self.seed))
+
+    def test_seed(self, cell: str) -> int:
+        """The dataset seed of ``cell``'s separate test set."""
+        return int(self.test_seeds.get(cell, int(self.seed) + TEST_SEED_OFFSET))
 
     def n_test(self, cell: str) -> int:
         """Trials of ``cell``'s separate test set (0: none)."""
@@ -299,8 +327,9 @@ def dataset_config_for(config: StudyConfig, cell: str, test: bool = False) -> Da
     cell_cfg = CellConfig(kind=kind) if kind == "iaf" else CellConfig(kind=kind, variant=variant)
     _, n, dur, n_test = next(c for c in _cells_of(config) if c[0] == cell)
     return DatasetConfig(cell=cell_cfg, generator=preset(preset_name), n_trials=int(n_test if test else n),
-                         duration_ms=int(dur), seed=int(config.seed) + (TEST_SEED_OFFSET if test else 0),
+                         duration_ms=int(dur), seed=config.test_seed(cell) if test else config.pool_seed(cell),
                          release_probability=config.release_probability,
+                         record_dendrites=bool(cell in config.record_dendrites and kind == "l5pc" and not test),
                          solver=config.solver if kind == "l5pc" else None)
 
 
@@ -430,6 +459,10 @@ def _check_config(out: Path, cfg: StudyConfig) -> None:
                           f"--train-seeds {old_s} or more")
     if "solver" not in old:  # a study started before the solver was recorded: its datasets record theirs
         new.pop("solver", None)
+    if old:  # a field added to neuroemu after the study started matches where it keeps its default
+        defaults = StudyConfig.for_scale(cfg.scale).to_dict()
+        for k in [k for k in new if k not in old and new[k] == defaults.get(k)]:
+            new.pop(k)
     if old and old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"{out} holds a study with a different config (differs in {', '.join(diff)}: "
