@@ -468,3 +468,15 @@ def test_a_study_started_before_a_field_existed_resumes_while_the_field_keeps_it
     _check_config(tmp_path, cfg)
     with pytest.raises(ConfigError, match="differs in dataset_seeds"):
         _check_config(tmp_path, cfg.replace(dataset_seeds={"nmda": 3}))
+
+
+def test_sweeps_run_whole_pools_first_then_the_smallest_fraction():
+    from neuroemu.study.study import sweep_order
+
+    cfg = StudyConfig.for_scale("medium")
+    order = sweep_order(cfg)
+    assert order[:3] == [(1.0, "nmda"), (1.0, "ampa"), (1.0, "iaf")]
+    assert order[3:6] == [(0.125, "nmda"), (0.125, "ampa"), (0.125, "iaf")]
+    assert [f for f, _ in order[6:]] == [0.5, 0.5, 0.5, 0.25, 0.25, 0.25]
+    assert len(order) == len(set(order)) == 4 * 3
+    assert sweep_order(cfg.replace(fractions=[1.0], cells=["ampa"])) == [(1.0, "ampa")]

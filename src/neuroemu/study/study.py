@@ -284,6 +284,16 @@ SCALES: dict[str, dict[str, Any]] = {
 }
 
 
+def sweep_order(config: StudyConfig) -> list[tuple[float, str]]:
+    """The order a study trains its sweeps in, as ``(fraction, cell)``: the whole pool of every cell first (the
+    main comparison), then the smallest fraction (the widest span of the data axis), then the others from the
+    largest down; cells in config order within a fraction. A study stopped part way has its most telling
+    comparisons done."""
+    fr = sorted({float(f) for f in config.fractions}, reverse=True)
+    order = fr[:1] + fr[-1:] + fr[1:-1] if len(fr) > 1 else fr
+    return [(f, cell) for f in order for cell in config.cells]
+
+
 def sweep_dir_for(out: Path, cell: str, fraction: float) -> Path:
     """The sweep directory of ``cell`` at ``fraction``: ``sweeps/<cell>`` for the whole pool, else
     ``sweeps/<cell>@<fraction>``."""
@@ -551,21 +561,20 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
         doc["timings_s"][f"dataset_{cell}"] = round(time.monotonic() - t0, 1)
         _write(out, doc)
     statuses = []
-    for cell in cfg.cells:
+    for f, cell in sweep_order(cfg):
         test_data = out / "data" / f"{cell}_test" if cfg.n_test(cell) else None
-        for f in sorted(cfg.fractions, reverse=True):  # the whole pool first: the main comparison
-            t0 = time.monotonic()
-            key = cell if f == 1.0 else f"{cell}@{f:g}"
-            sw = run_sweep(out / "data" / cell, cfg.sweep_config(cell, f), sweep_dir_for(out, cell, f),
-                           workers=workers, threads=threads, client=client, scheduler=scheduler, log=say,
-                           train=train, test_data=test_data)
-            rows = [{**r, "cell": cell} for r in sw["rows"]]
-            doc["rows"] = [r for r in doc["rows"] if not (r.get("cell") == cell and r.get("fraction") == f)] + rows
-            doc["sweeps"][key] = {"path": str(sweep_dir_for(out, cell, f)), "status": sw["status"], "fraction": f,
-                                  "configurations": len(rows), "trained_now": len(sw.get("trained_now", []))}
-            statuses.append(Status.parse(sw["status"]))
-            doc["timings_s"][f"sweep_{key}"] = round(time.monotonic() - t0, 1)
-            _write(out, doc)
+        t0 = time.monotonic()
+        key = cell if f == 1.0 else f"{cell}@{f:g}"
+        sw = run_sweep(out / "data" / cell, cfg.sweep_config(cell, f), sweep_dir_for(out, cell, f),
+                       workers=workers, threads=threads, client=client, scheduler=scheduler, log=say,
+                       train=train, test_data=test_data)
+        rows = [{**r, "cell": cell} for r in sw["rows"]]
+        doc["rows"] = [r for r in doc["rows"] if not (r.get("cell") == cell and r.get("fraction") == f)] + rows
+        doc["sweeps"][key] = {"path": str(sweep_dir_for(out, cell, f)), "status": sw["status"], "fraction": f,
+                              "configurations": len(rows), "trained_now": len(sw.get("trained_now", []))}
+        statuses.append(Status.parse(sw["status"]))
+        doc["timings_s"][f"sweep_{key}"] = round(time.monotonic() - t0, 1)
+        _write(out, doc)
     typed = [SweepRow.from_dict(r) for r in doc["rows"]]
     main = [r for r in typed if r.fraction in (None, 1.0)]
     cells = [c for c in CELLS if c in cfg.cells or any(r.cell == c for r in typed)]
@@ -624,18 +633,17 @@ def study_status(config: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
         status["datasets"][name] = {"trials_done": done, "trials": target,
                                     "simulation_s_left_one_core": round(left, 1)}
     unmeasured_min = min(10.0, float(config.budget_minutes)) if config.budget_minutes else 10.0
-    for cell in config.cells:
-        for f in config.fractions:
-            entries = sweep_entries(config.sweep_config(cell, f))
-            sdir = sweep_dir_for(out, cell, f)
-            done_min = [json_min for json_min in (_run_minutes(sdir / "runs" / e.name) for e in entries)
-                        if json_min is not None]
-            status["sweeps"][sdir.name] = {"configurations_done": len(done_min), "configurations": len(entries),
-                                           "mean_train_minutes": round(float(np.mean(done_min)), 2) if done_min
-                                           else None}
-            left = len(entries) - len(done_min)
-            mean = float(np.mean(done_min)) if done_min else unmeasured_min
-            train_left += left * mean * 60.0
+    for f, cell in sweep_order(config):  # in training order
+        entries = sweep_entries(config.sweep_config(cell, f))
+        sdir = sweep_dir_for(out, cell, f)
+        done_min = [json_min for json_min in (_run_minutes(sdir / "runs" / e.name) for e in entries)
+                    if json_min is not None]
+        status["sweeps"][sdir.name] = {"configurations_done": len(done_min), "configurations": len(entries),
+                                       "mean_train_minutes": round(float(np.mean(done_min)), 2) if done_min
+                                       else None}
+        left = len(entries) - len(done_min)
+        mean = float(np.mean(done_min)) if done_min else unmeasured_min
+        train_left += left * mean * 60.0
     status["simulation_s_per_simulated_s_measured"] = round(float(np.mean(measured_sim)), 3) if measured_sim else None
     status["estimate"] = {"simulation_core_hours_left": round(sim_left / 3600.0, 2),
                           "training_process_hours_left": round(train_left / 3600.0, 2),
