@@ -1,17 +1,39 @@
 """Pieces shared by the recurrent families (ELM, Branch-ELM, LSTM): input projection from dense or event
-input, an exact fast exponential filter over time, a scoped thread count for per-ms loops, state checks."""
+input, an exact fast exponential filter over time, a scoped thread count for per-ms loops, state checks, and
+the base class of their (spike, soma) linear readout."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from neuroemu.models.base import EmulatorModel
 from neuroemu.models.sparse_conv import SparseEvents, _row_offsets, use_events
 
-__all__ = ["project_inputs", "exp_filter", "loop_threads", "check_state_batch"]
+__all__ = ["project_inputs", "exp_filter", "loop_threads", "check_state_batch", "RecurrentEmulator"]
+
+
+class RecurrentEmulator(EmulatorModel):
+    """A recurrent family whose ``readout`` (a linear layer) has the spike log-odds as output 0 and the soma as
+    output 1, and whose config has a ``burn_in_ms``."""
+
+    recurrent: ClassVar[bool] = True
+
+    @property
+    def history_ms(self) -> int:
+        """The burn-in (``burn_in_ms``, default 150 ms): outputs before it depend on the initial state."""
+        return int(self.config.burn_in_ms)
+
+    @torch.no_grad()
+    def set_head_biases(self, spike: float | None = None, soma: float | None = None) -> None:
+        """Set the readout's spike bias (log-odds per ms) and/or soma bias (soma target units)."""
+        if spike is not None:
+            self.readout.bias[0] = float(spike)
+        if soma is not None:
+            self.readout.bias[1] = float(soma)
 
 
 def project_inputs(x: torch.Tensor | SparseEvents, weight: torch.Tensor, mode: str = "auto",

@@ -53,8 +53,8 @@ from torch.autograd.function import once_differentiable
 
 from neuroemu.errors import ConfigError
 from neuroemu.models import _elm_native
-from neuroemu.models._recurrent import check_state_batch, exp_filter, loop_threads, project_inputs
-from neuroemu.models.base import EmulatorModel, ModelConfig, ModelOutput, check_precision
+from neuroemu.models._recurrent import RecurrentEmulator, check_state_batch, exp_filter, loop_threads, project_inputs
+from neuroemu.models.base import ModelConfig, ModelOutput, check_precision
 from neuroemu.models.sparse_conv import SparseEvents, use_events
 
 __all__ = ["ELMConfig", "BranchELMConfig", "ELM", "BranchELM", "ELMState", "branch_starts", "routing_order",
@@ -434,11 +434,10 @@ class _ELMRecurrence(torch.autograd.Function):
 
 
 # ----------------------------------------------------------------------------------------------- models
-class ELM(EmulatorModel):
+class ELM(RecurrentEmulator):
     """ELM neuron: ``forward(x, state)`` with x (batch, time, n_inputs) or :class:`SparseEvents`."""
 
     family: ClassVar[str] = "elm"
-    recurrent: ClassVar[bool] = True
 
     def __init__(self, config: ELMConfig) -> None:
         super().__init__(config)
@@ -480,19 +479,6 @@ class ELM(EmulatorModel):
             self.readout.bias[1] = 0.0
 
     # ---- interface
-    @property
-    def history_ms(self) -> int:
-        """The burn-in (``burn_in_ms``, default 150 ms): outputs before it depend on the initial state."""
-        return int(self.config.burn_in_ms)
-
-    @torch.no_grad()
-    def set_head_biases(self, spike: float | None = None, soma: float | None = None) -> None:
-        """Set the readout's spike bias (log-odds per ms) and/or soma bias (soma target units)."""
-        if spike is not None:
-            self.readout.bias[0] = float(spike)
-        if soma is not None:
-            self.readout.bias[1] = float(soma)
-
     def regularized_weights(self) -> list[torch.Tensor]:
         """The MLP's and the readout's weight matrices (not the synapse weights, biases or fixed dynamics)."""
         return [self.mlp_in.weight, self.mlp_out.weight, self.readout.weight]

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from neuroemu.errors import ConfigError
-from neuroemu.models._recurrent import check_state_batch
-from neuroemu.models.base import EmulatorModel, ModelConfig, ModelOutput, check_precision
+from neuroemu.models._recurrent import RecurrentEmulator, check_state_batch
+from neuroemu.models.base import ModelConfig, ModelOutput, check_precision
 from neuroemu.models.sparse_conv import SparseEvents
 
 __all__ = ["LSTMConfig", "LSTMEmulator"]
@@ -88,12 +88,11 @@ class LSTMConfig(ModelConfig):
         return float(per_layer + 2 * h * o + o)
 
 
-class LSTMEmulator(EmulatorModel):
+class LSTMEmulator(RecurrentEmulator):
     """LSTM emulator: ``forward(x, state)`` with x (batch, time, n_inputs) or :class:`SparseEvents`
     (expanded to dense: the LSTM's input projection is dense), ``state`` = ``(h, c)`` of the previous chunk."""
 
     family: ClassVar[str] = "lstm"
-    recurrent: ClassVar[bool] = True
 
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__(config)
@@ -124,19 +123,6 @@ class LSTMEmulator(EmulatorModel):
                     b_hh[h:2 * h] = 0.0
             self.readout.bias[0] = cfg.spike_bias_init
             self.readout.bias[1] = 0.0
-
-    @property
-    def history_ms(self) -> int:
-        """The burn-in (``burn_in_ms``, default 150 ms)."""
-        return int(self.config.burn_in_ms)
-
-    @torch.no_grad()
-    def set_head_biases(self, spike: float | None = None, soma: float | None = None) -> None:
-        """Set the readout's spike bias (log-odds per ms) and/or soma bias (soma target units)."""
-        if spike is not None:
-            self.readout.bias[0] = float(spike)
-        if soma is not None:
-            self.readout.bias[1] = float(soma)
 
     def regularized_weights(self) -> list[torch.Tensor]:
         """The LSTM's input and recurrent weight matrices and the readout's weights."""
