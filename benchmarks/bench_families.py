@@ -105,6 +105,8 @@ def families(quick: bool) -> list[tuple[str, object, dict]]:
         ("TCN 7x128x153 free (published)", TCNConfig(), {"large": mid}),
         ("TCN 1x128x43 free (published FCN)", TCNConfig(depth=1, width=128), {"large": mid}),
         ("TCN 3x32x80 free (the study's width)", TCNConfig(depth=3, width=32, kernels=kernels_for(3, 80)), {"large": mid}),
+        ("TCN 1x1x80 linear (the study's single unit)",
+         TCNConfig(depth=1, width=1, kernels=[80], activation="linear"), {"large": mid}),
         (f"TCN 7x128x153 factorized P=4 ({fact_group})",
          TCNConfig(first_layer_type="factorized", profiles=4, group_by=fact_group), {"large": mid}),
     ]

@@ -302,3 +302,15 @@ def test_emulator_missing_or_corrupt_checkpoint(tmp_path):
         Emulator.load(trunc)
     with pytest.raises(CheckpointError, match="run.json"):
         Emulator.load(tmp_path)  # a directory that is not a run
+
+
+def test_sparse_conv_weight_gradient_keeps_the_event_layout():
+    from neuroemu.models.sparse_conv import event_layout_weight
+
+    x = _spikes((2, 50, 9), 0.1, seed=11)
+    w = event_layout_weight(4, 9, 7).normal_().requires_grad_()
+    sparse_causal_conv1d(x, w, None).sum().backward()
+    assert w.grad.stride() == w.stride()  # (in, K, out) memory: no transposed copy per step
+    ref = w.detach().clone().requires_grad_()
+    dense_causal_conv1d(x, ref, None).sum().backward()
+    torch.testing.assert_close(w.grad, ref.grad)

@@ -163,29 +163,23 @@ class _SparseCausalConv(torch.autograd.Function):
         g = grad_out.transpose(1, 2).to(weight.dtype)  # (b, t, out)
         grad_w = grad_b = grad_x = None
         if ctx.needs_input_grad[0]:
-            # dW[o, c, k] = sum over events (b, s, c) of G[b, s + K-1-k, o]: one bag per (c, k), bags in
-            # (c, k) order so that the result is the (in, K, out) layout of event_layout_weight
+            # dW[o, c, k] = sum over events (b, s, c) of G[b, s + K-1-k, o], written straight into the
+            # (in, K, out) layout of event_layout_weight
             gp = F.pad(g, (0, 0, 0, k - 1)).reshape(b * (t + k - 1), out_ch).contiguous()
             if ev.nnz:
-                dev = ev.rows.device
+                # events grouped by channel; per tap one bag per channel over the gradient rows that tap
+                # reaches (K calls of nnz indices, like the forward pass; no (nnz * K) index arrays to build)
                 order = torch.argsort(ev.cols, stable=True)
-                cols = ev.cols[order]
                 rows = ev.rows[order]
                 base = (rows // t) * (t + k - 1) + rows % t
-                counts = torch.bincount(cols, minlength=in_ch)
-                cstart = torch.cumsum(counts, 0) - counts
-                local = torch.arange(ev.nnz, device=dev) - cstart[cols]
-                taps = torch.arange(k, device=dev)
-                pos = (k * cstart[cols] + local).unsqueeze(1) + taps.unsqueeze(0) * counts[cols].unsqueeze(1)
-                idx = torch.empty(ev.nnz * k, dtype=torch.int64, device=dev)
-                idx[pos.reshape(-1)] = (base.unsqueeze(1) + (k - 1 - taps).unsqueeze(0)).reshape(-1)
-                offsets = (k * cstart.unsqueeze(1) + taps.unsqueeze(0) * counts.unsqueeze(1)).reshape(-1)
-                psw = None
-                if ev.values is not None:
-                    psw = torch.empty(ev.nnz * k, dtype=weight.dtype, device=dev)
-                    psw[pos.reshape(-1)] = ev.values[order].to(weight.dtype).unsqueeze(1).expand(-1, k).reshape(-1)
-                d = F.embedding_bag(idx, gp, offsets, mode="sum", per_sample_weights=psw)  # (in * K, out)
-                grad_w = d.view(in_ch, k, out_ch).permute(2, 0, 1)
+                counts = torch.bincount(ev.cols, minlength=in_ch)
+                offsets = torch.cumsum(counts, 0) - counts
+                psw = None if ev.values is None else ev.values[order].to(weight.dtype)
+                d = torch.empty(in_ch, k, out_ch, dtype=weight.dtype, device=weight.device)
+                for tap in range(k):
+                    d[:, tap] = F.embedding_bag(base + (k - 1 - tap), gp, offsets, mode="sum",
+                                                per_sample_weights=psw)
+                grad_w = d.permute(2, 0, 1)
             else:
                 grad_w = torch.zeros_like(weight)
         if ctx.has_bias and ctx.needs_input_grad[1]:
