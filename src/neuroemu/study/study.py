@@ -263,13 +263,14 @@ SCALES: dict[str, dict[str, Any]] = {
     "medium": dict(
         l5pc_trials=720, l5pc_duration_ms=6000, iaf_trials=400, iaf_duration_ms=6000, test_trials=80,
         iaf_test_trials=80, fractions=[0.125, 0.25, 0.5, 1.0], depths=[1, 2, 3, 5, 7], widths=[32],
-        iaf_widths=[1, 4], receptive_fields=[80], budget_steps=4000, training={"patience": 4},
+        iaf_widths=[1, 4], receptive_fields=[80], budget_steps=8000, training={"patience": 4},
         models=["branch-elm:15"], iaf_models=["branch-elm:15@routing=sequential"],
         split_fractions=[0.9, 0.1, 0.0], split="stratified", target_auc=0.97, l5pc_linear_unit=True,
         description="Built for statistical power on this machine, over several sittings: 720 six-second L5PC "
                     "trials per variant (1.08 h of training data, 0.12 h of validation) and 80 separate "
                     "six-second test traces, the data axis 1/8..1 of the training trials, depths 1-7 at width 32, "
-                    "the linear unit and the Branch-ELM; paired bootstrap CIs over the test traces."),
+                    "the linear unit and the Branch-ELM, each trained for at most 8,000 steps (early stopping on "
+                    "validation, patience 4 x 500 steps); paired bootstrap CIs over the test traces."),
     "paper": dict(
         l5pc_trials=10000, l5pc_duration_ms=6000, iaf_trials=13000, iaf_duration_ms=6000, test_trials=600,
         iaf_test_trials=1000, fractions=[0.01, 0.1, 1.0],
