@@ -279,6 +279,10 @@ def test_cli_study_dry_run(capsys):
     assert main(["study", "--scale", "small", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["config"]["scale"] == "small" and plan["plan"]["cells"]["ampa"]["configurations"] == 11  # 5 depths x 2 widths + the linear unit
+    assert main(["study", "--scale", "small", "--cells", "nmda,iaf", "--dry-run"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["plan"]["cells"]) == {"nmda", "iaf"}
+    assert main(["study", "--scale", "small", "--cells", "nmda,gaba", "--dry-run"]) == 2
+    assert "--cells 'nmda,gaba'" in capsys.readouterr().err
 
 
 @pytest.mark.e2e

@@ -71,8 +71,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
         from_file = StudyConfig.for_scale(args.scale, **overrides)
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}" if args.config else str(e)) from None
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells is not None else None
+    if cells is not None and (not cells or any(c not in ("nmda", "ampa", "iaf") for c in cells)):
+        raise ConfigError(f"--cells {args.cells!r}: give a comma-separated list of nmda, ampa, iaf")
     flags = {k: v for k, v in (("target_auc", args.target_auc), ("budget_steps", args.budget),
-                               ("train_seeds", args.train_seeds)) if v is not None}
+                               ("train_seeds", args.train_seeds), ("cells", cells)) if v is not None}
     cfg = from_file.replace(**flags) if flags else from_file
     if args.dry_run:
         print(json.dumps({"config": cfg.to_dict(), "plan": study_plan(cfg)}, indent=2))
@@ -239,6 +242,9 @@ def register(subparsers) -> None:
     p.add_argument("--budget", type=int, metavar="STEPS", help="training steps per configuration (default per scale)")
     _add_train_seeds(p)
     p.add_argument("--config", metavar="FILE", help="YAML/JSON of StudyConfig fields overriding the scale's")
+    p.add_argument("--cells", metavar="LIST",
+                   help="comma-separated cells to run now (nmda,ampa,iaf; default: the config's); the others' "
+                        "results in OUT are kept")
     p.add_argument("--workers", type=int, metavar="N",
                    help="configurations trained in parallel (default: one per core)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per training process (default cores/N)")
