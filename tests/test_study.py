@@ -361,6 +361,22 @@ def test_status_estimates_unstarted_datasets_at_the_speed_measured_on_the_others
     assert st["estimate"]["training_process_hours_left"] == pytest.approx(round(n_runs * 4 / 60, 2))
 
 
+def test_status_counts_cpu_time_so_a_paused_worker_does_not_inflate_the_estimate(tmp_path):
+    from neuroemu.dataset.format import FORMAT_NAME, FORMAT_VERSION
+    from neuroemu.study.study import study_status
+
+    cfg = StudyConfig.for_scale("tiny", cells=["nmda"], l5pc_trials=10, l5pc_duration_ms=1000)
+    shards = [{"index": 0, "wall_time_s": 530.0, "cpu_time_s": 2.0},  # a worker stopped for minutes
+              {"index": 1, "wall_time_s": 2.1, "cpu_time_s": 2.0}]
+    (tmp_path / "data" / "nmda").mkdir(parents=True)
+    (tmp_path / "data" / "nmda" / "dataset.json").write_text(json.dumps(
+        {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": {}, "n_exc": 1, "n_inh": 1,
+         "duration_ms": 1000, "shards": shards}))
+    st = study_status(cfg, tmp_path)
+    assert st["datasets"]["nmda"]["simulation_s_left_one_core"] == pytest.approx(8 * 2.0)
+    assert st["simulation_s_per_simulated_s_measured"] == pytest.approx(2.0)
+
+
 def test_a_study_may_add_fractions_in_a_later_sitting_but_not_drop_them(tmp_path):
     from neuroemu.study.study import _check_config
 

@@ -611,24 +611,24 @@ def study_status(config: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
     status: dict[str, Any] = {"study": str(out), "scale": config.scale, "datasets": {}, "sweeps": {}}
     sim_left = train_left = 0.0
-    progress = {}  # dataset name -> (cell, duration, target, trials done, their wall time)
+    progress = {}  # dataset name -> (cell, duration, target, trials done, their CPU time)
     for cell, n, dur, n_test in _cells_of(config):
         for name, target in ((cell, n), (f"{cell}_test", n_test)):
             if not target:
                 continue
-            done, wall = 0, 0.0
+            done, cpu = 0, 0.0
             try:
                 shards = [e for e in load_manifest(out / "data" / name)["shards"] if int(e["index"]) < target]
-                done, wall = len(shards), sum(float(e.get("wall_time_s") or 0.0) for e in shards)
+                done, cpu = len(shards), sum(_trial_cpu_s(e) for e in shards)
             except DatasetError:
                 pass
-            progress[name] = (cell, dur, target, done, wall)
+            progress[name] = (cell, dur, target, done, cpu)
     # L5PC datasets not started yet are estimated at the speed measured on the others (else the nominal one)
-    measured_sim = [wall / done / (dur / 1000.0) for cell, dur, _, done, wall in progress.values()
+    measured_sim = [cpu / done / (dur / 1000.0) for cell, dur, _, done, cpu in progress.values()
                     if done and cell != "iaf"]
     l5pc_speed = float(np.mean(measured_sim)) if measured_sim else L5PC_SIM_S_PER_SIM_S
-    for name, (cell, dur, target, done, wall) in progress.items():
-        per_trial = wall / done if done else (0.0 if cell == "iaf" else dur / 1000.0 * l5pc_speed)
+    for name, (cell, dur, target, done, cpu) in progress.items():
+        per_trial = cpu / done if done else (0.0 if cell == "iaf" else dur / 1000.0 * l5pc_speed)
         left = (target - done) * per_trial
         sim_left += left
         status["datasets"][name] = {"trials_done": done, "trials": target,
@@ -652,6 +652,12 @@ def study_status(config: StudyConfig, out_dir: str | Path) -> dict[str, Any]:
                                   f"and {unmeasured_min:g} min per training run); divide by the processes that run "
                                   "in parallel"}
     return status
+
+
+def _trial_cpu_s(entry: dict) -> float:
+    """One shard's simulation cost in CPU seconds: its ``cpu_time_s`` (a worker's process time, which a paused or
+    shared worker does not inflate), else, in manifests older than that field, its ``wall_time_s``."""
+    return float(entry.get("cpu_time_s") or entry.get("wall_time_s") or 0.0)
 
 
 def _run_minutes(run_dir: Path) -> float | None:
