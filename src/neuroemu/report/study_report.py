@@ -102,7 +102,7 @@ def data_axis_section(doc: dict[str, Any]) -> Section | None:
 
 def _dataset_table(datasets: dict[str, Any]) -> list[dict[str, Any]]:
     keys = ("n_trials", "duration_ms", "n_channels", "inputs_preset", "output_spikes", "output_rate_hz",
-            "silent_trials", "simulation_s_per_simulated_s")
+            "silent_trials", "simulation_s_per_simulated_s", "simulation_cpu_s_per_simulated_s")
     return [{"cell": c, **{k: d.get(k) for k in keys}} for c, d in datasets.items()]
 
 

@@ -355,7 +355,8 @@ def _dataset_facts(path: Path, preset_name: str) -> dict[str, Any]:
             "output_rate_hz": round(sum(counts) / total_s, 4) if total_s else None,
             "silent_trials": int(sum(c == 0 for c in counts)),
             "simulation_wall_s_sum": round(sim_wall, 1), "simulation_cpu_s_sum": round(sim_cpu, 1),
-            "simulation_s_per_simulated_s": round(sim_wall / total_s, 3) if total_s else None}
+            "simulation_s_per_simulated_s": round(sim_wall / total_s, 3) if total_s else None,
+            "simulation_cpu_s_per_simulated_s": round(sim_cpu / total_s, 3) if total_s and sim_cpu else None}
 
 
 def _manifest_done(path: Path, n_trials: int) -> bool:
