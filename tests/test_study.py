@@ -388,6 +388,7 @@ def test_a_study_may_add_fractions_in_a_later_sitting_but_not_drop_them(tmp_path
         _check_config(tmp_path, first)
     with pytest.raises(ConfigError, match="differs in budget_steps"):
         _check_config(tmp_path, first.replace(fractions=[0.5, 1.0], budget_steps=7))
+    _check_config(tmp_path, first.replace(fractions=[0.5, 1.0], description="reworded"))  # prose decides nothing
 
 
 def _write_predictions(run_dir, scores, labels):

@@ -270,7 +270,7 @@ SCALES: dict[str, dict[str, Any]] = {
                     "trials per variant (1.08 h of training data, 0.12 h of validation) and 80 separate "
                     "six-second test traces, the data axis 1/8..1 of the training trials, depths 1-7 at width 32, "
                     "the linear unit and the Branch-ELM, each trained for at most 8,000 steps (early stopping on "
-                    "validation, patience 4 x 500 steps); paired bootstrap CIs over the test traces."),
+                    "validation, validation every 800 steps, patience 4); paired bootstrap CIs over the test traces."),
     "paper": dict(
         l5pc_trials=10000, l5pc_duration_ms=6000, iaf_trials=13000, iaf_duration_ms=6000, test_trials=600,
         iaf_test_trials=1000, fractions=[0.01, 0.1, 1.0],
@@ -457,8 +457,9 @@ def _check_config(out: Path, cfg: StudyConfig) -> None:
         return
     old = dict(read_study(out).get("config") or {})
     new = cfg.to_dict()
-    old.pop("cells", None)  # cells may be added or run one at a time: each has its own datasets and sweeps
-    new.pop("cells", None)
+    for k in ("cells", "description"):  # cells may be added or run one at a time (each has its own datasets and
+        old.pop(k, None)                 # sweeps); the description is prose, it decides no number
+        new.pop(k, None)
     old_f, new_f = old.pop("fractions", None), new.pop("fractions", None)
     if old_f is not None and not set(map(float, old_f)) <= set(map(float, new_f)):
         raise ConfigError(f"{out} holds a study with fractions {old_f}; the data axis may grow in a later sitting "

@@ -152,7 +152,8 @@ def run_sweep(data_dir: str | Path, config: SweepConfig, out_dir: str | Path, *,
         if threads is None:
             threads = 1 if cl is not None else max(1, cpu_count() // max(1, min(workers, max(1, len(todo)))))
         say(f"sweep {out_dir}: {len(entries)} configurations on {data_dir.name} ({dataset['cell_label']}, "
-            f"{dataset['n_trials']} trials x {dataset['duration_ms']} ms); {len(entries) - len(todo)} finished, "
+            f"{dataset['n_trials']} trials x {dataset['duration_ms']} ms); "
+            f"{len(entries) - len(todo) - len(not_trained)} finished, "
             f"{len(todo)} to train" + (f" ({workers} in parallel, {threads} thread(s) each)" if todo and cl is None
                                        else " on the Dask cluster" if todo else "")
             + (f" ({len(not_trained)} unfinished, not trained: train=False)" if not_trained else ""))
