@@ -17,7 +17,7 @@ from pathlib import Path
 
 from neuroemu.dataset.reader import NeuroDataset
 from neuroemu.errors import NeuroemuError
-from neuroemu.evaluation.paired import auc_ci, load_predictions, paired_auc_difference
+from neuroemu.evaluation.paired import auc_ci, load_predictions, paired_auc_difference, traces_to_resolve
 from neuroemu.evaluation.protocol import EvaluationConfig, evaluate
 
 
@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         d = paired_auc_difference(preds[0], preds[1], args.boot, args.level)
         print(f"A - B: {d.value:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}] ({100 * args.level:g}% paired bootstrap CI "
               f"over {d.n_traces} scored test traces of {data})")
+        need = traces_to_resolve(d.value, d.ci_low, d.ci_high, d.n_traces)
+        if need is not None:
+            print(f"the CI would just exclude 0 at ~{need} scored test traces if the difference and its spread "
+                  f"stayed as measured (an estimate for planning)")
     except NeuroemuError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

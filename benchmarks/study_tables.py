@@ -2,6 +2,7 @@
 
     python benchmarks/study_tables.py export STUDY DEST   # copy study.json, study.csv, figures; add intervals.json
     python benchmarks/study_tables.py render DEST         # print the README block (markdown) made from DEST
+    python benchmarks/study_tables.py refresh README.md docs/study.md   # re-render every block in place
 
 ``export`` reads every run's ``test_predictions.npz`` (tens of MB, not committed) once and stores what the
 tables need beside the copied ``study.json``: each run's test AUC with its bootstrap CI over test traces, and
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from neuroemu.evaluation.paired import traces_to_resolve
 from neuroemu.results.selection import finished, pick_best
 from neuroemu.study.findings import PUBLISHED_TRAIN_HOURS
 
@@ -130,6 +132,15 @@ def render(dest: Path) -> str:
                         f"({g['deep']} vs {g['shallow']})")
         lines.append(f"| gain from depth at {f:g} of the pool (paired, deep minus one-layer TCN) | " + " | ".join(cols)
                      + " |")
+    for f in fracs:
+        cols = []
+        for c in cells:
+            g = next((x for x in fc[c].get("depth_gain_by_data") or [] if x["fraction"] == f), None)
+            need = None if g is None else traces_to_resolve(g["delta_auc"], g["ci_low"], g["ci_high"], g["n_traces"])
+            cols.append("-" if need is None else f"its CI excludes 0 with {g['n_traces']}" if need <= g["n_traces"]
+                        else f"~{need} (of {g['n_traces']} now)")
+        lines.append(f"| test traces for the gain at {f:g} of the pool to have a CI excluding 0 "
+                     "(estimate: same gain and spread) | " + " | ".join(cols) + " |")
     cols = []
     for c in cells:
         fit = fc[c].get("depth_gain_fit")
@@ -166,6 +177,21 @@ def render(dest: Path) -> str:
     return "\n".join(lines)
 
 
+def refresh(doc: Path, results: Path) -> list[str]:
+    """Replace every block between study-tables markers in ``doc`` by the render of ``results/<name>``; return
+    the names refreshed."""
+    import re
+
+    text = doc.read_text()
+    names = re.findall(r"<!-- study-tables:begin (\S+) -->", text)
+    for name in names:
+        begin, end = BEGIN.format(name=name), END.format(name=name)
+        i, j = text.index(begin), text.index(end) + len(end)
+        text = text[:i] + render(results / name) + text[j:]
+    doc.write_text(text)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -174,7 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("dest", type=Path)
     r = sub.add_parser("render", help="print the README block of an exported study")
     r.add_argument("dest", type=Path)
+    f = sub.add_parser("refresh", help="re-render, in place, every study block of markdown files")
+    f.add_argument("docs", type=Path, nargs="+")
+    f.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
     args = ap.parse_args(argv)
+    if args.cmd == "refresh":
+        for doc in args.docs:
+            print(f"{doc}: {', '.join(refresh(doc, args.results)) or 'no study blocks'}", file=sys.stderr)
+        return 0
     src = args.study if args.cmd == "export" else args.dest
     if not (src / "study.json").is_file():
         print(f"error: {src}: no study.json", file=sys.stderr)

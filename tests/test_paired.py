@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from neuroemu.errors import ConfigError, DatasetError
 from neuroemu.evaluation.paired import (TracePredictions, auc_ci, bootstrap_aucs, fci, fci_ci, paired_auc_difference,
-                                        traces_needed)
+                                        traces_needed, traces_to_resolve)
 
 
 def _preds(n=60, t=800, shift=2.0, seed=0, labels=None):
@@ -54,6 +54,32 @@ def test_too_few_traces_for_the_ci_say_how_many_are_needed():
     with pytest.raises(ConfigError, match="needs at least 40"):
         auc_ci(p, level=0.95)
     assert auc_ci(p, n_boot=50, level=0.9).n_traces == 30
+
+
+def test_traces_to_resolve_scales_the_ci_bound_on_the_side_of_zero():
+    assert traces_to_resolve(0.006, -0.001, 0.012, 62) == 85  # ceil(62 * (7 / 6)^2) = ceil(84.4)
+    assert traces_to_resolve(-0.006, -0.012, 0.001, 62) == 85
+    assert traces_to_resolve(0.008, 0.002, 0.013, 62) < 62  # already excludes 0
+    assert traces_to_resolve(0.0, -0.01, 0.01, 62) is None and traces_to_resolve(0.01, None, None, 62) is None
+
+
+def test_traces_to_resolve_predicts_the_interval_of_more_traces():
+    """The estimate made on n traces agrees with the one made on the same traces repeated 4 times (the
+    bootstrap treats copies as new traces, so the CI shrinks as 1 / sqrt(traces) and the estimate holds)."""
+    a, y = _preds(n=60, shift=2.05, seed=3)
+    b, _ = _preds(n=60, shift=2.0, seed=4, labels=y)
+    d = paired_auc_difference(a, b, n_boot=400)
+    need = traces_to_resolve(d.value, d.ci_low, d.ci_high, 60)
+    assert need is not None and need > 60  # a small gain, not resolved by 60 traces
+
+    def rep(p, k):
+        n = len(p.trials)
+        return TracePredictions(np.tile(p.scores, k), np.tile(p.labels, k),
+                                np.concatenate([p.trace + j * n for j in range(k)]), np.arange(k * n), p.source)
+
+    d4 = paired_auc_difference(rep(a, 4), rep(b, 4), n_boot=400)
+    assert d4.value == pytest.approx(d.value, abs=1e-12)
+    assert traces_to_resolve(d4.value, d4.ci_low, d4.ci_high, 240) == pytest.approx(need, rel=0.3)
 
 
 def test_fci_definition_and_interval():

@@ -303,6 +303,9 @@ def test_study_data_axis_with_a_separate_test_set(tmp_path, study_tables):
     gains = f["depth_gain_by_data"]
     assert [g["fraction"] for g in gains] == [0.5, 1.0]
     assert all(g["ci_low"] <= g["delta_auc"] <= g["ci_high"] and g["n_traces"] >= 10 for g in gains)
+    for g in gains:  # an unresolved gain needs more traces than it has, a resolved one fewer (or no estimate at 0)
+        need, zero_inside = g["traces_to_resolve"], g["ci_low"] < 0 < g["ci_high"]
+        assert (need is None and g["delta_auc"] == 0) or (need > g["n_traces"]) == zero_inside
     assert f["depth_gain_fit"]["extrapolation"]["train_hours"] == 20.0
     assert f["fci_ci"][0] <= f["fci"] <= f["fci_ci"][1]
     for name in ("figures/data_scaling.png", "figures/depth_gain_by_data.png", "report/index.html"):

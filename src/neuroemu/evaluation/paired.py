@@ -29,7 +29,7 @@ from neuroemu.errors import ConfigError, DatasetError
 
 __all__ = ["TracePredictions", "load_predictions", "traces_needed", "check_ci_traces", "bootstrap_aucs",
            "auc_ci", "paired_auc_difference", "fci", "fci_ci", "BootstrapResult", "seed_weights",
-           "ReplicatedDifferences", "replicated_differences", "percentile_interval"]
+           "ReplicatedDifferences", "replicated_differences", "percentile_interval", "traces_to_resolve"]
 
 
 def traces_needed(level: float) -> int:
@@ -183,6 +183,18 @@ def paired_auc_difference(a: TracePredictions, b: TracePredictions, n_boot: int 
     full, reps = bootstrap_aucs([a, b], n_boot, seed)
     lo, hi = percentile_interval(reps[:, 0] - reps[:, 1], level)
     return BootstrapResult(float(full[0] - full[1]), lo, hi, a.n_traces, n_boot, level)
+
+
+def traces_to_resolve(delta: float, ci_low: float | None, ci_high: float | None, n_traces: int) -> int | None:
+    """Scored test traces at which a paired difference's CI would just exclude zero, if the difference and the
+    per-trace spread stay as measured on ``n_traces``: the distance from ``delta`` to the CI's bound on the side
+    of zero shrinks as 1 / sqrt(traces). Fewer than ``n_traces`` where the CI already excludes zero; None where
+    ``delta`` is zero or the CI is missing. A planning estimate, not a measurement: the effect itself may move,
+    and training-seed variance counts only where the CI held it."""
+    if ci_low is None or ci_high is None or not n_traces or not math.isfinite(delta) or delta == 0.0:
+        return None
+    reach = delta - ci_low if delta > 0 else ci_high - delta
+    return max(1, int(math.ceil(n_traces * (max(reach, 0.0) / abs(delta)) ** 2 - 1e-9)))
 
 
 def fci(auc: float) -> float:

@@ -82,7 +82,9 @@ def data_axis_section(doc: dict[str, Any]) -> Section | None:
                      "~20 h, not a measurement."))
     table = [{"cell": c, "train hours": g["train_hours"], "fraction": g["fraction"], "deep": g["deep"],
               "one layer": g["shallow"], "gain (paired)": _num(g["delta_auc"]), "CI": _ci([g["ci_low"], g["ci_high"]]),
-              "test traces": g["n_traces"], "training seeds": g.get("n_seeds", 1),
+              "test traces": g["n_traces"],
+              "traces for a CI excluding 0 (estimate)": g.get("traces_to_resolve") or "-",
+              "training seeds": g.get("n_seeds", 1),
               "gain per seed": ", ".join(_num(v) for v in g.get("delta_auc_by_seed") or []) or "-"}
              for c, rows in gains.items() for g in rows]
     fit_rows = [{"cell": c, "slope per decade of hours": _num(f["slope_per_decade"]), "slope CI": _ci(f["slope_ci"]),

@@ -239,7 +239,7 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
     size, with the bootstrap CI of its AUC."""
     import numpy as np
 
-    from neuroemu.evaluation.paired import fci, replicated_differences, traces_needed
+    from neuroemu.evaluation.paired import fci, replicated_differences, traces_needed, traces_to_resolve
 
     rows = [r for r in finished(rows) if r.fraction is not None]
     out: dict[str, Any] = {}
@@ -297,7 +297,8 @@ def data_axis(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level: float 
              "delta_auc": float(res.full[j]), "ci_low": lo, "ci_high": hi,
              "deep": deep.name, "deep_auc": float(np.mean([d.spike_auc for d, _ in pair_rows])),
              "shallow": shallow.name, "shallow_auc": float(np.mean([s.spike_auc for _, s in pair_rows])),
-             "n_traces": n_traces, "n_seeds": len(pair_rows)}
+             "n_traces": n_traces, "n_seeds": len(pair_rows),
+             "traces_to_resolve": traces_to_resolve(float(res.full[j]), lo, hi, n_traces)}
         if len(pair_rows) > 1:
             g["delta_auc_by_seed"] = res.by_seed[j]
             g["seed_sd"] = float(np.std(res.by_seed[j], ddof=1))
