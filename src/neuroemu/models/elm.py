@@ -237,6 +237,7 @@ class BranchELMConfig(ELMConfig):
     routing: str = "interleaved"
 
     def check_fields(self) -> None:
+        """:class:`ConfigError` naming the field when a Branch-ELM field is out of range."""
         super().check_fields()
         if self.branches < 1:
             raise ConfigError(f"BranchELMConfig.branches must be >= 1, got {self.branches}")
@@ -267,6 +268,7 @@ class BranchELMConfig(ELMConfig):
                 f"need branch_size >= {stride} or more branches")
 
     def validate(self) -> "BranchELMConfig":
+        """This config, checked, its routing included."""
         super().validate()
         self.check_routing(self.n_inputs, self.n_exc, None)
         return self
@@ -280,10 +282,12 @@ class BranchELMConfig(ELMConfig):
 
     @property
     def n_features(self) -> int:
+        """Inputs of the ELM core: one summed trace per branch."""
         return self.branches
 
     @property
     def n_synapse_weights(self) -> int:
+        """Per-synapse weights of the routed inputs (0 when ``synapse_weights`` is off)."""
         return self.branches * self.branch_size if self.synapse_weights else 0
 
     @property

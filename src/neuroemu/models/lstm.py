@@ -60,12 +60,14 @@ class LSTMConfig(ModelConfig):
             raise ConfigError(f"LSTMConfig.burn_in_ms must be >= 0, got {self.burn_in_ms}")
 
     def validate(self) -> "LSTMConfig":
+        """This config, checked (:class:`ConfigError` naming the field)."""
         super().validate()
         self.check_fields()
         return self
 
     @property
     def n_outputs(self) -> int:
+        """Spike logit, somatic voltage and the dendritic components (dense supervision)."""
         return 2 + self.n_dendritic_components
 
     @property
@@ -78,11 +80,13 @@ class LSTMConfig(ModelConfig):
 
     @property
     def n_parameters(self) -> int:
+        """Weights and biases of the LSTM layers and the output head."""
         h, nb = self.hidden, 1 if self.single_bias else 2
         return sum(4 * h * (n + h + nb) for n in self._layer_inputs()) + (h + 1) * self.n_outputs
 
     @property
     def flops_per_ms(self) -> float:
+        """Floating-point operations per simulated ms (one step: gates, state update, head)."""
         h, nb, o = self.hidden, 1 if self.single_bias else 2, self.n_outputs
         per_layer = sum(2 * 4 * h * (n + h) + 4 * h * nb + 9 * h for n in self._layer_inputs())
         return float(per_layer + 2 * h * o + o)
