@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -15,9 +16,10 @@ from neuroemu.dataset.format import MANIFEST_NAME, DatasetConfig, shard_relpath
 from neuroemu.dataset.info import dataset_info
 from neuroemu.dataset.neuronio import import_neuronio
 from neuroemu.dataset.reader import NeuroDataset, read_shard
-from neuroemu.dataset.runner import build_dataset, make_trial_inputs
+from neuroemu.dataset.runner import build_dataset, default_simulator_factory, make_trial_inputs, recycle_after_trials
 from neuroemu.dataset.verify import verify_dataset
 from neuroemu.errors import ConfigError, DatasetError
+from neuroemu.simulation.solver import SolverConfig
 from neuroemu.simulation.detection import detect_spikes
 
 
@@ -101,6 +103,41 @@ def test_shards_byte_identical_for_one_and_two_workers(reference, tmp_path):
     m1 = json.loads((reference / MANIFEST_NAME).read_text())
     m2 = json.loads((out / MANIFEST_NAME).read_text())
     assert [e["sha256"] for e in m1["shards"]] == [e["sha256"] for e in m2["shards"]]
+
+
+class PidRecordingFactory:
+    """The default simulator factory that leaves a file named after each process that builds a simulator."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = str(log_dir)
+
+    def __call__(self, cell: dict):
+        (Path(self.log_dir) / str(os.getpid())).touch()
+        return default_simulator_factory(cell)
+
+
+def test_workers_are_replaced_by_fresh_processes_and_the_bytes_stay(reference, tmp_path):
+    """CoreNEURON keeps memory per trial, so long jobs run in groups on fresh workers; a trial's bytes do not
+    depend on the process that simulated it. One worker with recycling still runs in a worker process."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    one = tmp_path / "one"
+    build_dataset(small_config(), one, workers=1, progress=False, recycle_after=1,
+                  simulator_factory=PidRecordingFactory(pids))
+    built = {p.name for p in pids.iterdir()}
+    assert len(built) == 4 and str(os.getpid()) not in built  # one fresh process per trial
+    assert shard_bytes(one) == shard_bytes(reference)
+    two = tmp_path / "two"
+    build_dataset(small_config(), two, workers=2, progress=False, recycle_after=1)
+    assert shard_bytes(two) == shard_bytes(reference)
+
+
+def test_only_coreneuron_trials_recycle_their_workers():
+    l5pc = DatasetConfig(n_trials=10, duration_ms=6000)
+    assert recycle_after_trials(l5pc) == 50  # 300 simulated seconds
+    assert recycle_after_trials(l5pc.replace(duration_ms=1000000)) == 1
+    assert recycle_after_trials(l5pc.replace(solver=SolverConfig.published())) is None  # classic NEURON
+    assert recycle_after_trials(small_config()) is None  # the NumPy I&F keeps nothing
 
 
 def test_dask_local_cluster_gives_identical_shards(reference, tmp_path):

@@ -206,10 +206,61 @@ def check_generator_fits(config: DatasetConfig, desc: dict[str, Any]) -> None:
                               f"(it defines {sorted(r.exc)}); pick an inputs preset made for this cell")
 
 
+#: Simulated seconds after which a local worker process running CoreNEURON is replaced by a fresh one:
+#: CoreNEURON's in-memory ``psolve`` keeps ~1.4 MB per simulated second of an L5PC trial that it never frees
+#: (measured: 126 -> 208 MB over 10 six-second trials in one process; classic NEURON stays flat), so a worker
+#: that simulates a 720-trial pool grows to several GB (2 GB each after ~190 trials of the medium study). A
+#: fresh worker re-imports and rebuilds the cell (0.7 s measured), and the group's slowest trial leaves the
+#: other workers idle for part of a trial: ~1% of the time at 50 trials per worker. The trials' bytes do not
+#: depend on the process (each is seeded by its index).
+RECYCLE_AFTER_SIM_S = 300.0
+
+
+def recycle_after_trials(config: DatasetConfig) -> int | None:
+    """Trials a local worker simulates before it is replaced (None: never, for simulators that keep nothing)."""
+    solver = config.solver
+    if config.cell.kind != "l5pc" or solver is None or not solver.uses_coreneuron(config.record_dendrites):
+        return None
+    return max(1, int(RECYCLE_AFTER_SIM_S * 1000.0 // max(config.duration_ms, 1)))
+
+
+class _WorkerPool:
+    """Local worker processes that can be replaced by fresh ones (:meth:`renew`) between groups of trials."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.executor = process_pool(workers)
+
+    def renew(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.executor = process_pool(self.workers)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _generations(todo: list[int], factory: SimulatorFactory, config_dict: dict, target: str | None,
+                 pool: _WorkerPool | None, client: Any, max_in_flight: int | None, n_local: int,
+                 recycle: int | None):
+    """Run the trials ``todo``, yielding ``(part, k, result, error)`` for trial ``part[k]``; with a local pool
+    and ``recycle``, in groups of ``n_local * recycle`` trials, each group on fresh worker processes
+    (a pool's ``max_tasks_per_child`` would do it per worker, but can deadlock on Python 3.11-3.13)."""
+    size = n_local * recycle if (pool is not None and recycle) else max(len(todo), 1)
+    for g0 in range(0, len(todo), size):
+        part = todo[g0:g0 + size]
+        if g0 > 0:
+            pool.renew()
+        tasks = [(factory, config_dict, i, target) for i in part]
+        for k, res, err in run_tasks(_trial_task, tasks, pool=None if pool is None else pool.executor,
+                                     client=client, max_in_flight=max_in_flight, catch=(NeuroemuError,)):
+            yield part, k, res, err
+
+
 def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | None = None,
                   client: Any = None, scheduler: str | None = None,
                   simulator_factory: SimulatorFactory = default_simulator_factory,
-                  progress: bool = True, max_in_flight: int | None = None) -> Path:
+                  progress: bool = True, max_in_flight: int | None = None,
+                  recycle_after: int | None = -1) -> Path:
     """Simulate ``config.n_trials`` trials into ``out_dir`` (created, or resumed when it holds the same config).
 
     The stored config is ``config.resolved()`` (provenance complete), whoever calls. workers: local processes
@@ -217,7 +268,9 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
     scheduler address to run on a Dask cluster instead. simulator_factory: a picklable callable
     ``cell_dict -> simulator``. Trials already finished are kept; unfinished ones are redone. A trial whose
     simulation fails is reported at the end (DatasetError) after all others are written; rerunning retries it.
-    Returns ``out_dir``.
+    recycle_after: trials after which a local worker is replaced by a fresh process (default -1: from
+    :func:`recycle_after_trials`; None: never); with it, even ``workers=1`` runs a long job in one worker
+    process rather than in this one, so that memory stays bounded. Returns ``out_dir``.
     """
     config.validate()
     if config.generator is None:
@@ -233,15 +286,17 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
     writer = None
     failures: list[tuple[int, str]] = []
     n_local = min(workers, config.n_trials)
+    recycle = recycle_after_trials(config) if recycle_after == -1 else recycle_after
     with dask_client(client, scheduler) as cl:
-        pool = process_pool(n_local) if cl is None and n_local > 1 else None
+        local_pool = n_local > 1 or (recycle is not None and config.n_trials > recycle)
+        pool = _WorkerPool(n_local) if cl is None and local_pool else None
         try:
             if cl is not None:
                 max_in_flight = max_in_flight or max(4, 2 * dask_worker_count(cl))
                 desc = cl.submit(_describe_task, simulator_factory, spec, pure=False).result()
             elif pool is not None:
                 max_in_flight = max_in_flight or 2 * n_local
-                desc = pool.submit(_describe_task, simulator_factory, spec).result()
+                desc = pool.executor.submit(_describe_task, simulator_factory, spec).result()
             else:
                 desc = _describe_task(simulator_factory, spec)
             check_generator_fits(config, desc)
@@ -261,10 +316,9 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
             cpu_now = 0.0  # CPU seconds of the finished trials' tasks (all workers together)
             # local workers write their shards themselves; Dask workers send the trial back (no shared disk)
             target = None if cl is not None else str(out_dir)
-            tasks = [(simulator_factory, config_dict, i, target) for i in todo]
-            for k, res, err in run_tasks(_trial_task, tasks, pool=pool, client=cl, max_in_flight=max_in_flight,
-                                         catch=(NeuroemuError,)):
-                i = todo[k]
+            for part, k, res, err in _generations(todo, simulator_factory, config_dict, target, pool, cl,
+                                                  max_in_flight, n_local, recycle):
+                i = part[k]
                 if err is not None:
                     failures.append((i, str(err)))
                     if bar is not None:
@@ -290,7 +344,7 @@ def build_dataset(config: DatasetConfig, out_dir: str | Path, *, workers: int | 
             if bar is not None:
                 bar.close()
             if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                pool.shutdown()
     if failures:
         shown = "; ".join(f"trial {i}: {m}" for i, m in failures[:5])
         raise DatasetError(f"{out_dir}: {len(failures)} trial(s) failed ({shown}); the others are saved -- "
