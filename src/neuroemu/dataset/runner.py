@@ -206,10 +206,10 @@ def check_generator_fits(config: DatasetConfig, desc: dict[str, Any]) -> None:
                               f"(it defines {sorted(r.exc)}); pick an inputs preset made for this cell")
 
 
-#: Simulated seconds after which a local worker process running CoreNEURON is replaced by a fresh one:
-#: CoreNEURON's in-memory ``psolve`` keeps ~1.4 MB per simulated second of an L5PC trial that it never frees
-#: (measured: 126 -> 208 MB over 10 six-second trials in one process; classic NEURON stays flat), so a worker
-#: that simulates a 720-trial pool grows to several GB (2 GB each after ~190 trials of the medium study). A
+#: Simulated seconds after which a local worker process running CoreNEURON is replaced by a fresh one: a
+#: process running CoreNEURON's in-memory ``psolve`` grows and does not give the memory back (measured: 126 ->
+#: 208 MB over 10 six-second trials in one process, classic NEURON flat; the medium study's workers reached
+#: 2 GB each after ~90 trials, docs/simulation.md). A
 #: fresh worker re-imports and rebuilds the cell (0.7 s measured), and the group's slowest trial leaves the
 #: other workers idle for part of a trial: ~1% of the time at 50 trials per worker. The trials' bytes do not
 #: depend on the process (each is seeded by its index).
