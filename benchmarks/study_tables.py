@@ -81,8 +81,8 @@ def _ci(c: list | None, nd: int = 3, sign: bool = False) -> str:
 def _label(r) -> str:
     if r.family == "branch-elm":
         return f"Branch-ELM, d_m = {r.size}"
-    if r.width == 1:
-        return "1 x 1 x 80, linear (the single unit)"
+    if r.variant == "linear":
+        return f"{r.depth} x {r.width} x {r.receptive_field}, linear (the single unit)"
     return f"{r.depth} x {r.width} x {r.receptive_field} TCN"
 
 
@@ -107,7 +107,7 @@ def render(dest: Path) -> str:
     order = {}
     for c in cells:
         for r in runs[c]:
-            key = (r.family != "tcn", r.width != 1, r.depth or 0, r.size or 0)
+            key = (r.family != "tcn", r.variant != "linear", r.width or 0, r.depth or 0, r.size or 0)
             order.setdefault(r.name, (key, r))
     for nm, (_, proto) in sorted(order.items(), key=lambda kv: kv[1][0]):
         cols = []
