@@ -2,6 +2,7 @@
 
     python benchmarks/study_tables.py export STUDY DEST   # copy study.json, study.csv, figures; add intervals.json
     python benchmarks/study_tables.py render DEST         # print the README block (markdown) made from DEST
+    python benchmarks/study_tables.py contrast DEST_A DEST_B   # print the block comparing two cells' depth gains
     python benchmarks/study_tables.py refresh README.md docs/study.md   # re-render every block in place
 
 ``export`` reads every run's ``test_predictions.npz`` (tens of MB, not committed) once and stores what the
@@ -21,7 +22,7 @@ from typing import Any
 
 from neuroemu.evaluation.paired import traces_to_resolve
 from neuroemu.results.selection import finished, pick_best
-from neuroemu.study.findings import PUBLISHED_TRAIN_HOURS
+from neuroemu.study.findings import PUBLISHED_TRAIN_HOURS, depth_gain_contrast
 
 BEGIN, END = "<!-- study-tables:begin {name} -->", "<!-- study-tables:end {name} -->"
 
@@ -177,6 +178,59 @@ def render(dest: Path) -> str:
     return "\n".join(lines)
 
 
+def _cell_of(dest: Path) -> tuple[str, dict]:
+    study = json.loads((dest / "study.json").read_text())
+    cells = study["config"]["cells"]
+    if len(cells) != 1:
+        raise SystemExit(f"error: {dest}: a contrast compares one-cell exports, this one holds {cells}")
+    return cells[0], study["findings"]["cells"][cells[0]]
+
+
+def _span(hours: list[float]) -> str:
+    return f"{min(hours):g}-{max(hours):g} h"
+
+
+def render_contrast(dest_a: Path, dest_b: Path) -> str:
+    """The README block comparing the depth gains of the cells of two exported one-cell studies (each paired on
+    its own test set; the difference gets the MOVER interval of the two CIs: :func:`depth_gain_contrast`)."""
+    (a, fa), (b, fb) = _cell_of(dest_a), _cell_of(dest_b)
+    c = depth_gain_contrast(fa, fb, a, b)
+    name = f"contrast:{dest_a.name}+{dest_b.name}"
+    lines = [BEGIN.format(name=name), ""]
+    if c is None:
+        return "\n".join(lines + [f"No paired depth gain for `{a}` or `{b}`.", "", END.format(name=name)])
+    ga = {round(g["train_hours"], 3): g for g in fa["depth_gain_by_data"]}
+    gb = {round(g["train_hours"], 3): g for g in fb["depth_gain_by_data"]}
+    lines += [f"| `{a}` minus `{b}` | `{a}` | `{b}` | difference [95% CI] |", "|---|---|---|---|"]
+    for d in c["gain_difference"]:
+        x, y = ga[round(d["train_hours"], 3)], gb[round(d["train_hours"], 3)]
+        lines.append(f"| gain from depth at {d['train_hours']:g} h of training data (paired within each cell) | "
+                     f"{x['delta_auc']:+.4f} {_ci([x['ci_low'], x['ci_high']], 4, True)} | "
+                     f"{y['delta_auc']:+.4f} {_ci([y['ci_low'], y['ci_high']], 4, True)} | "
+                     f"{d['difference']:+.4f} {_ci(d['ci'], 4, True)} |")
+    if "slope_difference" in c:
+        s, fit_a, fit_b = c["slope_difference"], fa["depth_gain_fit"], fb["depth_gain_fit"]
+        lines.append(f"| slope of the depth gain per decade of training hours (fits over {_span(c['hours_' + a])} / "
+                     f"{_span(c['hours_' + b])}) | {fit_a['slope_per_decade']:+.4f} {_ci(fit_a['slope_ci'], 4, True)} | "
+                     f"{fit_b['slope_per_decade']:+.4f} {_ci(fit_b['slope_ci'], 4, True)} | "
+                     f"{s['value']:+.4f} {_ci(s['ci'], 4, True)} |")
+    if "extrapolation_difference" in c:
+        e, ea, eb = c["extrapolation_difference"], fa["depth_gain_fit"]["extrapolation"], fb["depth_gain_fit"]["extrapolation"]
+        lines.append(f"| depth gain **extrapolated** to {e['train_hours']:g} h (an extrapolation, not a measurement) | "
+                     f"{ea['delta_auc']:+.3f} {_ci(ea['ci'], 3, True)} | {eb['delta_auc']:+.3f} {_ci(eb['ci'], 3, True)} | "
+                     f"{e['value']:+.3f} {_ci(e['ci'], 3, True)} |")
+    lines += ["", f"In words (`neuroemu.study.findings.depth_gain_contrast`): {c['summary']}.", "",
+              END.format(name=name)]
+    return "\n".join(lines)
+
+
+def _render_named(name: str, results: Path) -> str:
+    if name.startswith("contrast:"):
+        a, b = name.removeprefix("contrast:").split("+")
+        return render_contrast(results / a, results / b)
+    return render(results / name)
+
+
 def refresh(doc: Path, results: Path) -> list[str]:
     """Replace every block between study-tables markers in ``doc`` by the render of ``results/<name>``; return
     the names refreshed."""
@@ -187,7 +241,7 @@ def refresh(doc: Path, results: Path) -> list[str]:
     for name in names:
         begin, end = BEGIN.format(name=name), END.format(name=name)
         i, j = text.index(begin), text.index(end) + len(end)
-        text = text[:i] + render(results / name) + text[j:]
+        text = text[:i] + _render_named(name, results) + text[j:]
     doc.write_text(text)
     return names
 
@@ -200,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("dest", type=Path)
     r = sub.add_parser("render", help="print the README block of an exported study")
     r.add_argument("dest", type=Path)
+    c = sub.add_parser("contrast", help="print the block comparing the depth gains of two exported one-cell studies")
+    c.add_argument("dest_a", type=Path)
+    c.add_argument("dest_b", type=Path)
     f = sub.add_parser("refresh", help="re-render, in place, every study block of markdown files")
     f.add_argument("docs", type=Path, nargs="+")
     f.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
@@ -207,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "refresh":
         for doc in args.docs:
             print(f"{doc}: {', '.join(refresh(doc, args.results)) or 'no study blocks'}", file=sys.stderr)
+        return 0
+    if args.cmd == "contrast":
+        for d in (args.dest_a, args.dest_b):
+            if not (d / "study.json").is_file():
+                print(f"error: {d}: no study.json", file=sys.stderr)
+                return 2
+        print(render_contrast(args.dest_a, args.dest_b))
         return 0
     src = args.study if args.cmd == "export" else args.dest
     if not (src / "study.json").is_file():

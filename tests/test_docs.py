@@ -59,6 +59,18 @@ def test_study_tables_are_the_committed_study_files(exported, study_tables):
         f"docs/results/{exported}` verbatim")
 
 
+def test_contrast_blocks_are_rendered_from_the_committed_study_files(study_tables):
+    """A block comparing two cells' depth gains (``study_tables.py contrast A B``) is the render of the two
+    exported studies it names."""
+    for doc in (README, STUDY_RECORD):
+        text = doc.read_text()
+        for name in re.findall(r"<!-- study-tables:begin (contrast:\S+) -->", text):
+            a, b = name.removeprefix("contrast:").split("+")
+            assert study_tables.render_contrast(RESULTS / a, RESULTS / b) in text, (
+                f"{doc.name}: the block {name} is not `python benchmarks/study_tables.py contrast docs/results/{a} "
+                f"docs/results/{b}` verbatim")
+
+
 def test_readme_and_the_study_record_link_to_files_that_exist():
     """The study record moved out of the README: its relative links (figures, results) must still resolve."""
     for doc in (README, STUDY_RECORD):

@@ -29,7 +29,8 @@ from neuroemu.errors import ConfigError, DatasetError
 
 __all__ = ["TracePredictions", "load_predictions", "traces_needed", "check_ci_traces", "bootstrap_aucs",
            "auc_ci", "paired_auc_difference", "fci", "fci_ci", "BootstrapResult", "seed_weights",
-           "ReplicatedDifferences", "replicated_differences", "percentile_interval", "traces_to_resolve"]
+           "ReplicatedDifferences", "replicated_differences", "percentile_interval", "traces_to_resolve",
+           "independent_difference"]
 
 
 def traces_needed(level: float) -> int:
@@ -195,6 +196,23 @@ def traces_to_resolve(delta: float, ci_low: float | None, ci_high: float | None,
         return None
     reach = delta - ci_low if delta > 0 else ci_high - delta
     return max(1, int(math.ceil(n_traces * (max(reach, 0.0) / abs(delta)) ** 2 - 1e-9)))
+
+
+def independent_difference(a: float, a_ci: Sequence[float | None], b: float,
+                           b_ci: Sequence[float | None]) -> tuple[float, float | None, float | None]:
+    """``a - b`` with a CI, for two estimates measured on *independent* data (e.g. two cells' depth gains, each
+    on its own test set), from their CIs at the same level: the MOVER interval (Zou & Donner 2008), exact for
+    normal estimates and honouring asymmetric (percentile) intervals,
+    ``[d - sqrt((a - a_lo)^2 + (b_hi - b)^2), d + sqrt((a_hi - a)^2 + (b - b_lo)^2)]``. The bounds are None
+    where either CI is missing. Not for paired estimates (same test traces): their covariance is ignored."""
+    d = float(a) - float(b)
+    if None in (*a_ci, *b_ci) or len(a_ci) != 2 or len(b_ci) != 2:
+        return d, None, None
+    al, ah = map(float, a_ci)
+    bl, bh = map(float, b_ci)
+    if not (al <= a <= ah and bl <= b <= bh):
+        raise ValueError(f"a CI must hold its estimate: {a} in [{al}, {ah}], {b} in [{bl}, {bh}]")
+    return d, d - math.hypot(a - al, bh - b), d + math.hypot(ah - a, b - bl)
 
 
 def fci(auc: float) -> float:

@@ -96,8 +96,19 @@ def data_axis_section(doc: dict[str, Any]) -> Section | None:
                  "test AUC": _num((f.get("best_emulator") or {}).get("spike_auc")),
                  "FCI": _num(f.get("fci"), 3), "FCI CI": _ci(f.get("fci_ci"), 3)}
                 for c, f in cells.items() if f.get("fci") is not None]
+    con = find.get("contrast") or {}
+    a, b = (con.get("cells") or ["", ""])[:2]
+    con_rows = [{"": f"gain at {g['train_hours']:g} h", a: _num(g[f"delta_auc_{a}"]), b: _num(g[f"delta_auc_{b}"]),
+                 f"{a} minus {b}": _num(g["difference"]), "CI (MOVER)": _ci(g["ci"])}
+                for g in con.get("gain_difference") or []]
+    if con.get("slope_difference"):
+        sd = con["slope_difference"]
+        con_rows.append({"": "slope per decade", a: _num(sd[f"slope_{a}"]), b: _num(sd[f"slope_{b}"]),
+                         f"{a} minus {b}": _num(sd["value"]), "CI (MOVER)": _ci(sd["ci"])})
     tables = [t for t in (("paired gain from depth at each data size", table), ("fit of the gain against data",
-              fit_rows), ("functional complexity index of the best emulator (largest data size)", fci_rows)) if t[1]]
+              fit_rows), ("functional complexity index of the best emulator (largest data size)", fci_rows),
+              (f"{a} against {b}: independent test sets, the difference's CI combines theirs (MOVER)", con_rows))
+              if t[1]]
     return Section("The data axis: does the gain from depth grow with data?", find.get("data_verdict", ""),
                    figures=figs, tables=tables)
 

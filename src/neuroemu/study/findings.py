@@ -18,7 +18,7 @@ from neuroemu.results.rows import SweepRow, finite, read_rows
 from neuroemu.results.selection import finished, pick_best, smallest_reaching
 
 __all__ = ["EXPECTED_DEPTH_NEEDED", "EV_MARGIN", "PUBLISHED_TRAIN_HOURS", "study_findings", "findings", "brief",
-           "min_depth_reaching", "data_axis", "paired_depth_gain"]
+           "min_depth_reaching", "data_axis", "paired_depth_gain", "depth_gain_contrast"]
 
 #: What the published work found (reference 9.6): does the cell need a deep network? (``ampa_sk`` follows
 #: ``ampa``: the published comparison has no separate claim for it.)
@@ -359,3 +359,79 @@ def paired_depth_gain(rows: Iterable[SweepRow | dict], n_boot: int = 1000, level
     if len(group) > 1:
         out["delta_auc_by_seed"] = res.by_seed[0]
     return out
+
+
+def _get(f: Any, key: str) -> Any:
+    return f.get(key) if isinstance(f, dict) else getattr(f, key, None)
+
+
+def depth_gain_contrast(a: Any, b: Any, a_name: str = "nmda", b_name: str = "ampa") -> dict[str, Any] | None:
+    """Does the gain from depth differ between two cells, and does it grow faster with data for one?
+
+    ``a``, ``b``: the two cells' findings (:class:`CellFindings` or their JSON form, e.g. from two exported
+    studies). Each cell's depth gain is paired within its own test set, but the two test sets are independent, so
+    the difference ``a - b`` gets the MOVER interval of the two CIs
+    (:func:`neuroemu.evaluation.paired.independent_difference`): at each fraction of the pool both cells were
+    measured at with the same hours of training data, for the slope of the gain per decade of training hours and
+    for its extrapolation (each fit over its own cell's data sizes: ``hours_<cell>``). None where either cell has
+    no paired depth gain. ``larger_for_<a>`` / ``grows_faster_for_<a>``: the difference's CI at the largest
+    shared data size / of the slopes lies above 0 (False where it lies below, None where it holds 0 or is
+    missing)."""
+    from neuroemu.evaluation.paired import independent_difference
+
+    ga = {round(float(g["train_hours"]), 3): g for g in _get(a, "depth_gain_by_data") or []}
+    gb = {round(float(g["train_hours"]), 3): g for g in _get(b, "depth_gain_by_data") or []}
+    if not ga or not gb:
+        return None
+
+    def side(lo, hi):
+        return None if lo is None or hi is None or lo <= 0.0 <= hi else bool(lo > 0.0)
+
+    out: dict[str, Any] = {
+        "cells": [a_name, b_name],
+        "method": (f"{a_name} minus {b_name}; each cell's gain is paired on its own test traces, the two test sets "
+                   "are independent: MOVER interval of the two bootstrap CIs (Zou & Donner 2008)"),
+        f"hours_{a_name}": sorted(ga), f"hours_{b_name}": sorted(gb), "gain_difference": []}
+    for h in sorted(set(ga) & set(gb)):
+        x, y = ga[h], gb[h]
+        d, lo, hi = independent_difference(x["delta_auc"], [x["ci_low"], x["ci_high"]],
+                                           y["delta_auc"], [y["ci_low"], y["ci_high"]])
+        out["gain_difference"].append({"train_hours": h, "fraction": x["fraction"],
+                                       f"delta_auc_{a_name}": x["delta_auc"], f"delta_auc_{b_name}": y["delta_auc"],
+                                       "difference": d, "ci": [lo, hi]})
+    last = out["gain_difference"][-1] if out["gain_difference"] else None
+    out[f"larger_for_{a_name}"] = side(*last["ci"]) if last else None
+    fa, fb = _get(a, "depth_gain_fit"), _get(b, "depth_gain_fit")
+    if fa and fb:
+        d, lo, hi = independent_difference(fa["slope_per_decade"], fa["slope_ci"], fb["slope_per_decade"],
+                                           fb["slope_ci"])
+        out["slope_difference"] = {"value": d, "ci": [lo, hi], f"slope_{a_name}": fa["slope_per_decade"],
+                                   f"slope_{b_name}": fb["slope_per_decade"]}
+        out[f"grows_faster_for_{a_name}"] = side(lo, hi)
+        ea, eb = fa["extrapolation"], fb["extrapolation"]
+        if ea["train_hours"] == eb["train_hours"]:
+            d, lo, hi = independent_difference(ea["delta_auc"], ea["ci"], eb["delta_auc"], eb["ci"])
+            out["extrapolation_difference"] = {"train_hours": ea["train_hours"], "value": d, "ci": [lo, hi],
+                                               "note": "an extrapolation of both fits, not a measurement"}
+    out["summary"] = _contrast_summary(out, a_name, b_name)
+    return out
+
+
+def _contrast_summary(c: dict[str, Any], a: str, b: str) -> str:
+    def iv(lo, hi):
+        return "[n/a]" if lo is None else f"[{lo:+.4f}, {hi:+.4f}]"
+
+    words = {True: "larger for", False: "smaller for", None: "not detectably different for"}
+    parts = []
+    if c["gain_difference"]:
+        g = c["gain_difference"][-1]
+        parts.append(f"at {g['train_hours']:g} h of training data the gain from depth is {words[c[f'larger_for_{a}']]} "
+                     f"{a} than {b}: {g['difference']:+.4f} {iv(*g['ci'])}")
+    else:
+        parts.append("no data size measured for both")
+    if "slope_difference" in c:
+        s = c["slope_difference"]
+        grows = {True: "grows faster", False: "grows slower", None: "does not grow detectably faster or slower"}
+        parts.append(f"it {grows[c[f'grows_faster_for_{a}']]} with data for {a} than for {b}: slope difference "
+                     f"{s['value']:+.4f} per decade {iv(*s['ci'])}")
+    return f"{a} minus {b}: " + "; ".join(parts)

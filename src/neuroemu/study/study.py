@@ -66,14 +66,14 @@ from neuroemu.results.selection import smallest_reaching as _smallest_reaching
 from neuroemu.results.status import State, Status
 from neuroemu.simulation.solver import SolverConfig
 from neuroemu.study.findings import (EV_MARGIN, EXPECTED_DEPTH_NEEDED, PUBLISHED_TRAIN_HOURS, data_axis,
-                                     paired_depth_gain, study_findings)
+                                     depth_gain_contrast, paired_depth_gain, study_findings)
 from neuroemu.study.findings import findings as findings  # noqa: PLC0414 - re-exported
 from neuroemu.study.sweep import SweepConfig, SweepSettings, run_sweep, sweep_entries
 from neuroemu.study.sweep.worker import RESULT_NAME
 
 __all__ = ["StudyConfig", "SCALES", "CELLS", "EXPECTED_DEPTH_NEEDED", "EV_MARGIN", "study_plan", "run_study",
            "findings", "smallest_reaching", "dataset_config_for", "read_study", "write_study_figures",
-           "study_status", "format_status", "sweep_dir_for"]
+           "study_status", "format_status", "sweep_dir_for", "data_findings"]
 
 #: The cells of the published comparison: name -> (cell kind, L5PC variant).
 CELLS: dict[str, tuple[str, str]] = {"nmda": ("l5pc", "nmda"), "ampa": ("l5pc", "ampa"), "iaf": ("iaf", "nmda")}
@@ -523,6 +523,18 @@ def _data_verdict(cells: dict[str, CellFindings]) -> str:
     return "; ".join(parts)
 
 
+def data_findings(cells: dict[str, CellFindings]) -> dict[str, Any]:
+    """The study-wide findings of the data axis: ``data_verdict`` (each cell's fit in words) and, where both L5PC
+    variants have paired depth gains, ``contrast`` (nmda minus ampa: :func:`~neuroemu.study.findings.
+    depth_gain_contrast`), whose summary the verdict ends with."""
+    out: dict[str, Any] = {"data_verdict": _data_verdict(cells)}
+    contrast = depth_gain_contrast(cells["nmda"], cells["ampa"]) if {"nmda", "ampa"} <= set(cells) else None
+    if contrast is not None:
+        out["contrast"] = contrast
+        out["data_verdict"] += "; " + contrast["summary"]
+    return out
+
+
 def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config: StudyConfig | None = None,
               workers: int | None = None, threads: int | None = None, sim_workers: int | None = None,
               client: Any = None, scheduler: str | None = None, report: bool = True,
@@ -585,7 +597,7 @@ def run_study(scale: str = "tiny", out_dir: str | Path = "study_out", *, config:
     for cell in cells:
         fnd.cells[cell] = _cell_findings(cfg, cell, [r for r in typed if r.cell == cell], fnd.cells[cell])
     doc["findings"] = fnd.to_dict()
-    doc["findings"]["data_verdict"] = _data_verdict(fnd.cells)
+    doc["findings"].update(data_findings(fnd.cells))
     incomplete = [k for k, s in doc["sweeps"].items() if Status.parse(s["status"]).state != State.COMPLETE]
     doc["status"] = "complete" if not incomplete else \
         f"incomplete: sweeps {incomplete} have failed or untrained configurations"
