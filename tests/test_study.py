@@ -218,6 +218,17 @@ def test_study_scales_and_plan():
         StudyConfig.for_scale("tiny", cells=["nmda", "gaba"])
 
 
+def test_scale_description_says_what_was_changed():
+    """The preset's prose describes the preset: a config that overrides its numbers says so in the description."""
+    preset = StudyConfig.for_scale("medium")
+    assert "Changed from" not in preset.description
+    assert StudyConfig.for_scale("medium", cells=["ampa"]).description == preset.description
+    changed = StudyConfig.for_scale("medium", l5pc_trials=320)
+    assert changed.description.startswith(preset.description)
+    assert changed.description.endswith("Changed from the 'medium' preset: l5pc_trials=320.")
+    assert StudyConfig.for_scale("medium", l5pc_trials=320, description="mine").description == "mine"
+
+
 @pytest.mark.e2e
 def test_study_end_to_end_tiny(tmp_path):
     """Datasets for nmda, ampa (very short L5PC trials) and iaf, three sweeps, findings, figures, report."""

@@ -207,7 +207,15 @@ class StudyConfig(SweepSettings):
         """The study of a named scale, with fields overridden."""
         if scale not in SCALES:
             raise ConfigError(f"unknown study scale {scale!r}; choose one of {list(SCALES)}")
-        return cls.from_dict({**SCALES[scale], **overrides, "scale": scale})
+        config = cls.from_dict({**SCALES[scale], **overrides, "scale": scale})
+        if "description" in overrides:
+            return config
+        preset = cls.from_dict({**SCALES[scale], "scale": scale}).to_dict()
+        changed = {k: v for k, v in config.to_dict().items() if k != "cells" and preset.get(k) != v}
+        if not changed:
+            return config
+        said = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+        return config.replace(description=f"{config.description} Changed from the '{scale}' preset: {said}.")
 
     def pool_seed(self, cell: str) -> int:
         """The dataset seed of ``cell``'s training pool."""
