@@ -294,6 +294,10 @@ def test_cli_study_dry_run(capsys):
     assert set(json.loads(capsys.readouterr().out)["plan"]["cells"]) == {"nmda", "iaf"}
     assert main(["study", "--scale", "small", "--cells", "nmda,gaba", "--dry-run"]) == 2
     assert "--cells 'nmda,gaba'" in capsys.readouterr().err
+    assert main(["study", "--scale", "small", "--budget", "50", "--cells", "ampa", "--dry-run"]) == 0
+    config = json.loads(capsys.readouterr().out)["config"]
+    assert config["budget_steps"] == 50 and config["cells"] == ["ampa"]
+    assert config["description"].endswith("Changed from the 'small' preset: budget_steps=50.")  # flags count too
 
 
 @pytest.mark.e2e

@@ -76,7 +76,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ConfigError(f"--cells {args.cells!r}: give a comma-separated list of nmda, ampa, iaf")
     flags = {k: v for k, v in (("target_auc", args.target_auc), ("budget_steps", args.budget),
                                ("train_seeds", args.train_seeds), ("cells", cells)) if v is not None}
-    cfg = from_file.replace(**flags) if flags else from_file
+    cfg = StudyConfig.for_scale(args.scale, **{**overrides, **flags}) if flags else from_file  # says what changed
     if args.dry_run:
         print(json.dumps({"config": cfg.to_dict(), "plan": study_plan(cfg)}, indent=2))
         return 0
