@@ -7,7 +7,10 @@
 # STUDY: the medium study directory with its data/ (pools and test sets). LC_DIR: where the learning curves go
 # (lc_nmda/, lc_ampa/ inside). RESULTS: logs and results.tgz (tables, figures, reports; no checkpoints, no data).
 # Everything resumes: a run cut off by the deadline continues on the next call (here or on the CPU).
-# Environment: DEADLINE_S (540), WORKERS (8 training processes sharing the GPU), LC_MINUTES (8 per run).
+# First (unless BENCH_FAMILIES=0), every family's inference and training speed on the GPU, fp32 and bf16
+# (benchmarks/bench_families.py --device cuda; at most BENCH_S seconds each), into RESULTS/bench_families_*.json.
+# Environment: DEADLINE_S (540), WORKERS (8 training processes sharing the GPU), LC_MINUTES (8 per run),
+# BENCH_FAMILIES (1), BENCH_S (90).
 set -u
 STUDY=${1:?usage: gpu_study.sh STUDY LC_DIR RESULTS}
 LC=${2:?usage: gpu_study.sh STUDY LC_DIR RESULTS}
@@ -20,7 +23,16 @@ mkdir -p "$RESULTS" "$LC"
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$RESULTS/session.log"; }
 stamp "start: $(nvidia-smi -L 2>/dev/null | head -1) $(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())')"
-LIMIT=$(( DEADLINE_S - 90 ))
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="$HERE/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [ "${BENCH_FAMILIES:-1}" != 0 ]; then
+    for prec in fp32 bf16; do
+        timeout "${BENCH_S:-90}" python3 "$HERE/benchmarks/bench_families.py" --device cuda --precision "$prec" \
+            --repeats 2 --json "$RESULTS/bench_families_$prec.json" >"$RESULTS/bench_families_$prec.log" 2>&1
+        stamp "bench_families cuda $prec exit $?"
+    done
+fi
+LIMIT=$(( DEADLINE_S - 90 - $(date +%s) + T0 ))
 printf 'split_fractions: [0.9, 0.1, 0.0]\n' > "$RESULTS/lc.yaml"
 timeout "$LIMIT" python3 -m neuroemu study --scale medium --out "$STUDY" --workers "$WORKERS" --threads 1 \
     --no-report >"$RESULTS/study.log" 2>&1 &
