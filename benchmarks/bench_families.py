@@ -149,11 +149,14 @@ def main() -> None:
     ap.add_argument("--json", help="also write the table to this file")
     args = ap.parse_args()
     global DEVICE
-    DEVICE = torch.device(args.device)
+    try:
+        DEVICE = torch.device(args.device)
+    except RuntimeError:
+        DEVICE = None
+    if DEVICE is None or DEVICE.type not in ("cpu", "cuda"):
+        sys.exit(f"error: --device {args.device}: expected cpu or cuda")
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
         sys.exit(f"error: --device {args.device}: this torch ({torch.__version__}) sees no CUDA device")
-    if DEVICE.type not in ("cpu", "cuda"):
-        sys.exit(f"error: --device {args.device}: expected cpu or cuda")
     if DEVICE.type == "cuda":
         elm_mod.LOOP_BACKEND = "script"
     sim = None
